@@ -1,0 +1,22 @@
+# Multi-stage: build a wheel with its dependencies, then a slim runtime that runs as a non-root user.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir --upgrade pip \
+ && pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
+
+FROM python:3.11-slim AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    VCDS_PROFILE=production VCDS_HOST=0.0.0.0 VCDS_PORT=8080 \
+    VCDS_DATABASE_URL=sqlite:////var/lib/vertebral-cds/vertebral-cds.sqlite3
+RUN useradd --system --uid 10001 --home-dir /var/lib/vertebral-cds --create-home vcds
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER vcds
+WORKDIR /var/lib/vertebral-cds
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"
+# The container is the production boundary: set VCDS_PROFILE=production and its required settings.
+CMD ["vertebral-cds", "serve"]

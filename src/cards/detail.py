@@ -1,0 +1,93 @@
+"""A card's markdown detail: advice, the data used with dates, the thresholds compared, the source."""
+
+from __future__ import annotations
+
+from rules.findings import Finding
+from rules.sources import source
+
+from cards.wording import criterion_line
+
+_STENT_CAUTION = (
+    "Hold only after prescriber or cardiology review; do not stop P2Y12 inhibitors within stent windows "
+    "(about 6 weeks after a bare-metal stent, 6–12 months after a drug-eluting stent) without cardiology."
+)
+
+ADVICE: dict[str, str] = {
+    "anticoagulant-active": "Vertebral augmentation is a high bleeding-risk procedure (ASRA 2018, SIR 2019). "
+    "Plan the interruption with the prescriber or anticoagulation clinic; bridging is rarely needed. "
+    + _STENT_CAUTION,
+    "antiplatelet-active": _STENT_CAUTION,
+    "inr-high": "Recheck the INR; correct it per the prescriber before the procedure (SIR 2019 target "
+    "≤1.5–1.8 for high-risk procedures).",
+    "platelets-low": "SIR 2019: consider platelet transfusion below 50 ×10⁹/L for high-risk procedures.",
+    "coagulation-labs-missing": "SIR 2019 recommends an INR and a platelet count before high bleeding-risk "
+    "procedures.",
+    "bleeding-disorder": "An uncorrected coagulopathy is a contraindication (CMS LCD relative; SIR absolute "
+    "if uncorrectable). Involve hematology.",
+    "spinal-infection": "Active osteomyelitis or discitis at the target is an absolute contraindication "
+    "(RAND/UCLA, CMS LCD).",
+    "systemic-infection": "Untreated systemic infection is an absolute contraindication (RAND/UCLA); defer.",
+    "pregnancy": "Pregnancy is an absolute exclusion in the CMS LCD.",
+    "neurologic-compromise": "Neurological compromise, retropulsion or cord compression is a relative "
+    "contraindication: ask for a spine surgery opinion.",
+    "cement-contrast-allergy": "Allergy to bone cement (PMMA) or its opacifier is a contraindication in SIR "
+    "guidance; plan premedication or an alternative with the operator.",
+    "too-many-levels": "The CMS LCD lists more than three fractures per procedure as a relative "
+    "contraindication. Consider staging the levels.",
+    "copd-multilevel": "Cement embolism risk rises with the number of levels (OR 2.4 for three or more vs one, "
+    "S12), and lung reserve is low. No society sets a COPD level limit: this limit is an institutional "
+    "default. Consider staging, pre-procedure SpO2, and anesthesia and pulmonology review.",
+    "upper-thoracic-level": "eviCore excludes T1–T4; check coverage before scheduling.",
+    "eligibility": "Coverage criteria (CMS LCD): imaging-confirmed acute or subacute fracture, pain despite "
+    "optimal non-surgical management, no contraindication. Unknown means the record does not say, not "
+    "that the criterion fails.",
+    "osteoporosis-follow-up": "CMS LCD and RAND/UCLA require bone density testing and osteoporosis treatment "
+    "after an osteoporotic vertebral fracture.",
+    "neoplastic-indication": "IMWG and NASS: consider biopsy during the procedure and coordinate radiation or "
+    "systemic therapy with oncology.",
+    "data-unavailable": "The EHR's data could not be read for some checks. Those checks were not made: "
+    "their absence from these cards does not mean they passed.",
+}
+
+
+def _evidence_lines(finding: Finding) -> list[str]:
+    lines = []
+    for evidence in finding.evidence:
+        when = f" ({evidence.recorded.isoformat()})" if evidence.recorded else ""
+        lines.append(f"- {evidence.display}{when} — `{evidence.reference}`")
+    return lines
+
+
+def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool) -> str:
+    parts = [ADVICE[finding.rule]]
+    if finding.rule == "anticoagulant-active":
+        basis = finding.values.get("hold_basis")
+        parts.append(f"Hold interval chosen by: {basis}.")
+        if finding.values.get("planned_date"):
+            room = finding.values.get("room_for_hold")
+            verdict = "leaves room for the hold" if room else "does not leave room for the hold if it starts today"
+            parts.append(f"Planned date {finding.values['planned_date']} {verdict}.")
+        else:
+            parts.append("No planned date on the order: schedule the procedure after the hold.")
+    if finding.rule == "data-unavailable":
+        parts.append(f"Not checked: {finding.values.get('checks')}.")
+        parts.append(f"Why: {finding.values.get('reasons')}.")
+    if finding.criteria:
+        parts.append("\n".join(criterion_line(c.criterion, c.outcome, c.explanation) for c in finding.criteria))
+    evidence = _evidence_lines(finding)
+    if evidence:
+        parts.append("**Data used**\n" + "\n".join(evidence))
+    if finding.thresholds_used:
+        used = ", ".join(f"`{name}` = {value}" for name, value in finding.thresholds_used.items())
+        parts.append(f"**Thresholds** (version {thresholds_version}, set by your administrator): {used}")
+    else:
+        parts.append(f"Thresholds version {thresholds_version}.")
+    cited = "; ".join(f"[{source(s).label}]({source(s).url})" for s in finding.sources)
+    if cited:
+        parts.append(f"**Source**: {cited}")
+    if demo_stand_in:
+        parts.append(
+            "_Demo mapping: a spine imaging order was treated as a stand-in for vertebral augmentation "
+            "(sandbox demo, not a real augmentation order)._"
+        )
+    return "\n\n".join(parts)

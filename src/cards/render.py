@@ -1,0 +1,102 @@
+"""Evaluation → CDS Hooks cards, one per finding, most severe first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rules.findings import Evaluation, Finding
+from rules.sources import source
+
+from cards.detail import render_detail
+from cards.models import Card, Coding, Link, OverrideReason, Source, Suggestion
+from cards.suggestions import OrderContext, suggestions_for
+from cards.wording import summary_for
+
+RULE_CODE_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/rule"
+OVERRIDE_REASON_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/override-reason"
+EXTENSION_KEY = "vertebral-cds"
+
+_REASONS = {
+    "benefit-outweighs-risk": "Benefit outweighs risk",
+    "already-addressed": "Already addressed",
+    "patient-declined": "Patient declined",
+    "record-incorrect": "Record is incorrect or out of date",
+    "will-address-before-procedure": "Will address before the procedure",
+}
+_REASONS_BY_RULE: dict[str, tuple[str, ...]] = {
+    "anticoagulant-active": ("already-addressed", "will-address-before-procedure", "record-incorrect"),
+    "antiplatelet-active": ("benefit-outweighs-risk", "already-addressed", "record-incorrect"),
+    "eligibility": ("already-addressed", "record-incorrect", "benefit-outweighs-risk"),
+    "data-unavailable": ("already-addressed", "will-address-before-procedure"),
+}
+_DEFAULT_REASONS = ("benefit-outweighs-risk", "already-addressed", "record-incorrect", "patient-declined")
+
+IdFactory = Callable[[], str]
+
+
+def override_reasons(rule: str) -> tuple[OverrideReason, ...]:
+    codes = _REASONS_BY_RULE.get(rule, _DEFAULT_REASONS)
+    return tuple(OverrideReason(system=OVERRIDE_REASON_SYSTEM, code=c, display=_REASONS[c]) for c in codes)
+
+
+def _extension(finding: Finding, evaluation: Evaluation) -> dict[str, Any]:
+    if finding.criteria:
+        findings = [
+            {
+                "criterion": c.criterion,
+                "outcome": c.outcome,
+                "explanation": c.explanation,
+                "evidence": [e.reference for e in c.evidence],
+            }
+            for c in finding.criteria
+        ]
+    else:
+        findings = [{"criterion": finding.rule, "outcome": "met", "evidence": [e.reference for e in finding.evidence]}]
+    for item in findings:
+        if not item["evidence"]:
+            del item["evidence"]  # the spec forbids empty arrays, extensions included
+    extension: dict[str, Any] = {
+        "rule": finding.rule,
+        "findings": findings,
+        "thresholdsVersion": evaluation.thresholds_version,
+    }
+    if finding.thresholds_used:
+        extension["thresholds"] = dict(finding.thresholds_used)
+    return {EXTENSION_KEY: extension}
+
+
+def _with_ids(suggestions: list[Suggestion], new_id: IdFactory) -> tuple[Suggestion, ...]:
+    return tuple(s.model_copy(update={"uuid": new_id()}) for s in suggestions)
+
+
+def render_card(
+    finding: Finding, evaluation: Evaluation, ctx: OrderContext, new_id: IdFactory, demo_stand_in: bool
+) -> Card:
+    primary = source(finding.sources[0]) if finding.sources else source("S17")
+    suggestions = _with_ids(suggestions_for(finding, ctx), new_id)
+    return Card(
+        uuid=new_id(),
+        summary=summary_for(finding),
+        detail=render_detail(finding, evaluation.thresholds_version, demo_stand_in),
+        indicator=finding.indicator,
+        source=Source(
+            label=primary.label,
+            url=primary.url,
+            topic=Coding(system=RULE_CODE_SYSTEM, code=finding.rule, display=finding.rule.replace("-", " ")),
+        ),
+        suggestions=suggestions or None,
+        selection_behavior=("any" if len(suggestions) > 1 else "at-most-one") if suggestions else None,
+        override_reasons=override_reasons(finding.rule),
+        links=tuple(
+            Link(label=source(s).label[:80], url=source(s).url, type="absolute") for s in finding.sources
+        )
+        or None,
+        extension=_extension(finding, evaluation),
+    )
+
+
+def render_cards(
+    evaluation: Evaluation, ctx: OrderContext, new_id: IdFactory, demo_stand_in: bool = False
+) -> tuple[Card, ...]:
+    return tuple(render_card(f, evaluation, ctx, new_id, demo_stand_in) for f in evaluation.findings)

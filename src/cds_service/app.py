@@ -1,0 +1,127 @@
+"""The app factory: `create_app(settings)` wires every dependency in one place.
+
+Run with `uvicorn --factory cds_service.app:create_app` or `vertebral-cds serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from fhir_mappings.codesets import default_codesets
+from fhir_mappings.parsing import warm_up
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cds_service.database import Database, migrate
+from cds_service.discovery import prefetch_keys
+from cds_service.errors import ServiceError, operation_outcome
+from cds_service.fhir_client import FetchLimits, FhirFetcher
+from cds_service.hook_flow import HookFlow
+from cds_service.logging_setup import configure_logging
+from cds_service.records import load_or_create_hash_key
+from cds_service.routes import cds_hooks, health
+from cds_service.settings import Settings, load_settings
+from cds_service.thresholds_source import StaticThresholds
+
+log = logging.getLogger("vertebral_cds.app")
+
+
+def json_response(body: Any, status_code: int = 200, media_type: str = "application/json") -> Response:
+    return Response(content=orjson.dumps(body), status_code=status_code, media_type=media_type)
+
+
+def outcome_response(status_code: int, code: str, message: str) -> Response:
+    return json_response(operation_outcome(code, message), status_code, "application/fhir+json")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, error: ServiceError) -> Response:
+        if error.status_code == 401:
+            return Response(status_code=401)  # bare 401: no details for an untrusted caller
+        return json_response(error.outcome(), error.status_code, "application/fhir+json")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported"}.get(error.status_code, "processing")
+        return outcome_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, error: RequestValidationError) -> Response:
+        return outcome_response(400, "invalid", "Invalid request parameters")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> Response:
+        log.exception("unexpected error", extra={"error_code": type(error).__name__})
+        return outcome_response(500, "exception", "Internal error; the service log has a correlation entry")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    codesets = default_codesets()
+    warm_up()
+    database = Database(settings.database_url)
+    migrate(database.engine)
+    fetcher = FhirFetcher(
+        FetchLimits(
+            request_timeout_seconds=settings.fhir_request_timeout_seconds,
+            deadline_seconds=settings.fetch_deadline_seconds,
+            max_pages=settings.fetch_max_pages,
+            max_response_bytes=settings.fetch_max_response_bytes,
+        ),
+        workers=settings.fetch_workers,
+    )
+    data_dir = Path(settings.database_url.split("///", 1)[-1]).parent if settings.database_url.startswith("sqlite:///") else Path("var")
+    thresholds = StaticThresholds.from_file(settings.thresholds_file)
+    flow = HookFlow(
+        codesets=codesets,
+        prefetch=prefetch_keys(codesets),
+        fetcher=fetcher,
+        database=database,
+        thresholds=thresholds.current,
+        hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
+        allowed_fhir_servers=settings.allowed_fhir_servers,
+        clock=lambda: datetime.now(UTC),
+        new_id=lambda: str(uuid.uuid4()),
+        demo_imaging_stand_in=settings.demo_imaging_stand_in,
+        sign_system_actions=settings.sign_system_actions,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        fetcher.close()
+        database.dispose()
+
+    app = FastAPI(
+        title="vertebral-cds",
+        version="0.1.0",
+        description="CDS Hooks 2.0 service for vertebral augmentation orders.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.codesets = codesets
+    app.state.database = database
+    app.state.flow = flow
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Content-Type", "Authorization"],
+        max_age=600,
+    )
+    _install_error_handlers(app)
+    app.include_router(cds_hooks.router)
+    app.include_router(health.router)
+    return app

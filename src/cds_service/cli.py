@@ -1,0 +1,68 @@
+"""The `vertebral-cds` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cds_service.settings import SettingsError, load_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    # Workers build their own app from the environment, so the options travel as VCDS_ variables.
+    if args.thresholds:
+        os.environ["VCDS_THRESHOLDS_FILE"] = args.thresholds
+    if args.settings:
+        os.environ["VCDS_SETTINGS_FILE"] = args.settings
+    try:
+        settings = load_settings()
+        from cds_service.app import create_app
+
+        create_app(settings)  # fail here, readably, rather than inside a worker
+    except SettingsError as error:
+        print(f"vertebral-cds: {error}", file=sys.stderr)
+        return 2
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if settings.profile == "dev" and host not in ("127.0.0.1", "localhost", "::1"):
+        print("vertebral-cds: the dev profile binds 127.0.0.1 only; use VCDS_PROFILE=production", file=sys.stderr)
+        return 2
+    print(f"vertebral-cds {settings.profile} profile: discovery at http://{host}:{port}/cds-services", flush=True)
+    uvicorn.run(
+        "cds_service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=args.workers,
+        log_level="warning",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vertebral-cds", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the CDS Hooks service")
+    serve.add_argument("--host", help="address to bind (default VCDS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default VCDS_PORT or 8080)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.add_argument("--thresholds", help="YAML file of thresholds to start from")
+    serve.add_argument("--settings", help="YAML settings file (same names as the VCDS_ variables)")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = args.handler
+    result: int = handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""One hook call, start to finish: validate → read the order → gather data → facts → rules → cards → record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cards.models import Action, CdsResponse
+from cards.render import render_cards
+from cards.suggestions import OrderContext
+from fhir_mappings.codesets import CodeSets
+from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
+from fhir_mappings.record import build_facts
+from fhir_mappings.staging import annotate_decision, stage_order
+from pydantic import ValidationError
+from rules.catalog import evaluate
+from rules.findings import Evaluation
+from rules.thresholds import Thresholds
+
+from cds_service.discovery import PrefetchKey, ServiceDefinition
+from cds_service.errors import BadRequest
+from cds_service.fhir_client import FhirFetcher
+from cds_service.hook_models import HookRequest
+from cds_service.patient_data import DataStats, gather
+from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
+from cds_service.database import Database
+
+log = logging.getLogger("vertebral_cds.hooks")
+
+Clock = Callable[[], datetime]
+IdFactory = Callable[[], str]
+ThresholdsSource = Callable[[], tuple[Thresholds, int]]
+
+
+def validation_message(error: ValidationError) -> tuple[str, list[str]]:
+    """A readable message and FHIRPath-like locations; input values are never echoed."""
+    paths = []
+    messages = []
+    for item in error.errors()[:10]:
+        path = ".".join(str(p) for p in item["loc"])
+        paths.append(path or "(body)")
+        messages.append(f"{path or 'body'}: {item['msg']}")
+    return "Invalid CDS Hooks request: " + "; ".join(messages), paths
+
+
+@dataclass
+class HookFlow:
+    codesets: CodeSets
+    prefetch: tuple[PrefetchKey, ...]
+    fetcher: FhirFetcher
+    database: Database
+    thresholds: ThresholdsSource
+    hash_key: bytes
+    allowed_fhir_servers: list[str]
+    clock: Clock
+    new_id: IdFactory
+    demo_imaging_stand_in: bool = False
+    sign_system_actions: bool = True
+
+    def parse(self, service: ServiceDefinition, body: Any) -> HookRequest:
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object")
+        try:
+            request = HookRequest.model_validate(body)
+        except ValidationError as error:
+            message, paths = validation_message(error)
+            raise BadRequest(message, expression=paths) from error
+        if request.hook != service.hook:
+            raise BadRequest(
+                f"Service {service.id} answers the {service.hook} hook, not {request.hook!r}", expression=["hook"]
+            )
+        if service.hook == "order-select" and request.context.selections is None:
+            raise BadRequest("order-select requires context.selections", expression=["context.selections"])
+        return request
+
+    def run(self, service: ServiceDefinition, body: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        request = self.parse(service, body)
+        thresholds, version = self.thresholds()
+        selections = request.context.selections if service.hook == "order-select" else None
+        reading = read_draft_order(
+            request.context.draft_orders,
+            selections,
+            self.codesets,
+            frozenset(thresholds.procedure_snomed_codes),
+            self.demo_imaging_stand_in,
+        )
+        if reading.order is None:
+            return {"cards": []}  # not our order: answer at once, fetch nothing
+        parsed = time.perf_counter()
+        record, stats = gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
+        gathered = time.perf_counter()
+        facts = build_facts(record, reading, self.clock(), self.codesets)
+        evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
+        order_context = OrderContext(
+            patient_id=request.context.patient_id,
+            user_reference=request.context.user_id,
+            region=reading.order.region,
+            staging=lambda limit: self._staging(reading, limit),
+        )
+        cards = render_cards(evaluation, order_context, self.new_id, reading.order.is_demo_stand_in)
+        system_actions = self._system_actions(service, reading, evaluation)
+        response = CdsResponse(
+            cards=cards,
+            system_actions=system_actions or None,
+            # The public sandbox applies systemActions only from this pre-2.0 place.
+            extension={"systemActions": [a.model_dump(by_alias=True, exclude_none=True) for a in system_actions]}
+            if system_actions
+            else None,
+        )
+        finished = time.perf_counter()
+        timings = {
+            "parse": (parsed - started) * 1000,
+            "data": (gathered - parsed) * 1000,
+            "evaluate": (finished - gathered) * 1000,
+            "total": (finished - started) * 1000,
+        }
+        self._record(service, request, evaluation, reading, cards, stats, timings, len(facts.parse_issues))
+        log.info(
+            "hook evaluated",
+            extra={
+                "hook_instance": request.hook_instance,
+                "service": service.id,
+                "rules": list(evaluation.rule_ids),
+                "thresholds_version": version,
+                "data_failed": stats.failed,
+                "total_ms": round(timings["total"], 1),
+            },
+        )
+        return response.to_json_dict()
+
+    def _staging(self, reading: DraftOrderReading, limit: int) -> tuple[Action, ...]:
+        steps = stage_order(reading.session_resources, limit, self.codesets)
+        return tuple(
+            Action(type=s.type, description=s.description, resource=s.resource, resource_id=s.resource_id)
+            for s in steps
+        )
+
+    def _system_actions(
+        self, service: ServiceDefinition, reading: DraftOrderReading, evaluation: Evaluation
+    ) -> list[Action]:
+        if service.hook != "order-sign" or not self.sign_system_actions:
+            return []
+        eligibility = evaluation.finding("eligibility")
+        summary = (
+            f"eligibility {eligibility.values.get('met')}/{eligibility.values.get('total')} criteria met"
+            if eligibility
+            else "eligibility not evaluated"
+        )
+        flagged = ", ".join(f"{f.rule} ({f.indicator})" for f in evaluation.findings if f.rule != "eligibility")
+        note = (
+            f"vertebral-cds decision support at signing ({evaluation.as_of.date().isoformat()}): {summary}; "
+            f"findings: {flagged or 'none'}; thresholds version {evaluation.thresholds_version}."
+        )
+        return [
+            Action(
+                type="update",
+                description="Record the decision support result on the order",
+                resource=annotate_decision(resource, note),
+            )
+            for resource in reading.selected_resources
+            if resource.get("id")
+        ]
+
+    def _record(
+        self,
+        service: ServiceDefinition,
+        request: HookRequest,
+        evaluation: Evaluation,
+        reading: DraftOrderReading,
+        cards: tuple[Any, ...],
+        stats: DataStats,
+        timings: dict[str, float],
+        parse_issue_count: int,
+    ) -> None:
+        issued = tuple(
+            IssuedCard(
+                uuid=card.uuid,
+                rule=card.source.topic.code,
+                indicator=card.indicator,
+                suggestion_uuids=tuple(s.uuid for s in card.suggestions or () if s.uuid),
+            )
+            for card in cards
+        )
+        outcomes = [
+            {
+                "rule": f.rule,
+                "indicator": f.indicator,
+                "card": card.uuid,
+                **({"criteria": {c.criterion: c.outcome for c in f.criteria}} if f.criteria else {}),
+            }
+            for f, card in zip(evaluation.findings, cards, strict=True)
+        ]
+        store_evaluation(
+            self.database,
+            EvaluationRecord(
+                service_id=service.id,
+                hook=service.hook,
+                hook_instance=request.hook_instance,
+                patient_hash=patient_hash(self.hash_key, request.context.patient_id),
+                thresholds_version=evaluation.thresholds_version,
+                procedure=reading.order.procedure if reading.order else None,
+                level_count=reading.order.level_count if reading.order else None,
+                rules_run=evaluation.rules_run,
+                outcomes=outcomes,
+                cards=issued,
+                data={
+                    "prefetched": stats.prefetched,
+                    "prefetch_null": stats.prefetch_null,
+                    "prefetch_errors": stats.prefetch_errors,
+                    "fetched": stats.fetched,
+                    "failed": stats.failed,
+                    "fetch_ms": round(stats.fetch_ms, 1),
+                    "parse_issues": parse_issue_count,
+                },
+                timings_ms={k: round(v, 2) for k, v in timings.items()},
+            ),
+        )

@@ -1,0 +1,154 @@
+"""CDS Hooks 2.0 request wire models: what an EHR sends to a hook and to feedback.
+
+Lenient where real clients differ from the letter (unknown fields, a draftOrders Bundle without
+`type`), strict where a wrong value would mislead (hook, ids, references, fhirAuthorization).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_USER_REFERENCE = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
+_RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class FhirAuthorization(_Lenient):
+    access_token: str = Field(min_length=1, repr=False)
+    token_type: Literal["Bearer", "bearer"]
+    expires_in: int = Field(ge=0)
+    scope: str
+    subject: str
+    patient: str | None = None
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _integer(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("expires_in must be an integer number of seconds")
+        return value
+
+
+class OrderContext(_Lenient):
+    user_id: str = Field(alias="userId")
+    patient_id: str = Field(alias="patientId")
+    encounter_id: str | None = Field(default=None, alias="encounterId")
+    selections: list[str] | None = None
+    draft_orders: dict[str, Any] = Field(alias="draftOrders")
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_reference(cls, value: str) -> str:
+        if not _USER_REFERENCE.match(value):
+            raise ValueError("userId must be a reference such as Practitioner/123 or PractitionerRole/123")
+        return value
+
+    @field_validator("patient_id", "encounter_id")
+    @classmethod
+    def _bare_id(cls, value: str | None) -> str | None:
+        if value is not None and not _ID.match(value):
+            raise ValueError("must be a bare FHIR id (letters, digits, '-', '.'; at most 64)")
+        return value
+
+    @field_validator("selections")
+    @classmethod
+    def _references(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if not _RELATIVE_REFERENCE.match(item):
+                raise ValueError(f"selections must be relative references such as ServiceRequest/123, not {item!r}")
+        return value
+
+    @field_validator("draft_orders")
+    @classmethod
+    def _bundle(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Bundle.type is often missing (the spec's own examples, the sandbox): accepted on purpose.
+        if value.get("resourceType") != "Bundle":
+            raise ValueError("draftOrders must be a FHIR Bundle")
+        entries = value.get("entry", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("draftOrders.entry must be a list of entries")
+        return value
+
+
+class HookRequest(_Lenient):
+    hook: str
+    hook_instance: str = Field(alias="hookInstance")
+    fhir_server: HttpUrl | None = Field(default=None, alias="fhirServer")
+    fhir_authorization: FhirAuthorization | None = Field(default=None, alias="fhirAuthorization", repr=False)
+    context: OrderContext
+    prefetch: dict[str, Any] | None = None
+
+    @field_validator("hook_instance")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError as error:
+            raise ValueError("hookInstance must be a UUID") from error
+        return value
+
+    @model_validator(mode="after")
+    def _server_with_authorization(self) -> HookRequest:
+        if self.fhir_authorization is not None and self.fhir_server is None:
+            raise ValueError("fhirServer is required when fhirAuthorization is present")
+        return self
+
+    @property
+    def fhir_base(self) -> str | None:
+        return str(self.fhir_server).rstrip("/") if self.fhir_server else None
+
+    @property
+    def access_token(self) -> str | None:
+        return self.fhir_authorization.access_token if self.fhir_authorization else None
+
+
+class FeedbackCoding(_Lenient):
+    code: str = Field(min_length=1)
+    system: str = Field(min_length=1)
+    display: str | None = None  # the sandbox sends code and system only
+
+
+class OverrideReason(_Lenient):
+    reason: FeedbackCoding | None = None
+    user_comment: str | None = Field(default=None, alias="userComment", repr=False)
+
+
+class AcceptedSuggestion(_Lenient):
+    id: str = Field(min_length=1)
+
+
+class FeedbackItem(_Lenient):
+    card: str = Field(min_length=1, max_length=128)
+    outcome: Literal["accepted", "overridden"]
+    accepted_suggestions: list[AcceptedSuggestion] | None = Field(default=None, alias="acceptedSuggestions")
+    override_reason: OverrideReason | None = Field(default=None, alias="overrideReason")
+    outcome_timestamp: str = Field(alias="outcomeTimestamp")
+
+    @field_validator("outcome_timestamp")
+    @classmethod
+    def _rfc3339(cls, value: str) -> str:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as error:
+            raise ValueError("outcomeTimestamp must be an RFC 3339 date-time") from error
+        return value
+
+    @model_validator(mode="after")
+    def _accepted_has_suggestions(self) -> FeedbackItem:
+        if self.outcome == "accepted" and not self.accepted_suggestions:
+            raise ValueError("acceptedSuggestions is required when outcome is accepted")
+        return self
+
+
+class FeedbackRequest(_Lenient):
+    feedback: list[FeedbackItem] = Field(min_length=1, max_length=500)

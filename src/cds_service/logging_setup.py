@@ -1,0 +1,50 @@
+"""Structured JSON logs. Only named, safe fields are emitted: never tokens, JWTs or patient ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+# Fields a log call may add with `extra=`; anything else is dropped rather than risk leaking PHI.
+SAFE_FIELDS = (
+    "hook_instance",
+    "service",
+    "rules",
+    "thresholds_version",
+    "data_failed",
+    "total_ms",
+    "status",
+    "path",
+    "method",
+    "error_code",
+    "iss",
+    "jti",
+    "feedback_new",
+    "feedback_duplicates",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for field in SAFE_FIELDS:
+            if hasattr(record, field):
+                entry[field] = getattr(record, field)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__  # no traceback text: it may quote values
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("vertebral_cds")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False

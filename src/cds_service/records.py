@@ -1,0 +1,139 @@
+"""Writing evaluations and feedback: what was decided and what clinicians did, without PHI."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cds_service.database import Database
+from cds_service.hook_models import FeedbackItem
+from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+
+
+def patient_hash(key: bytes, patient_id: str) -> str:
+    """Keyed hash so stored rows can be grouped by patient without revealing who."""
+    return hmac.new(key, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def load_or_create_hash_key(configured: str | None, key_file: Path) -> bytes:
+    if configured:
+        return configured.encode("utf-8")
+    if key_file.exists():
+        return key_file.read_bytes().strip()
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32).encode("ascii")
+    try:
+        with key_file.open("xb") as handle:  # another worker may have written it first
+            handle.write(key)
+    except FileExistsError:
+        return key_file.read_bytes().strip()
+    key_file.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class IssuedCard:
+    uuid: str
+    rule: str
+    indicator: str
+    suggestion_uuids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    service_id: str
+    hook: str
+    hook_instance: str
+    patient_hash: str
+    thresholds_version: int
+    procedure: str | None
+    level_count: int | None
+    rules_run: tuple[str, ...]
+    outcomes: list[dict[str, Any]]
+    cards: tuple[IssuedCard, ...]
+    data: dict[str, Any]
+    timings_ms: dict[str, float]
+
+
+def store_evaluation(db: Database, record: EvaluationRecord) -> str:
+    evaluation_id = str(uuid.uuid4())
+    with db.session() as session:
+        session.add(
+            EvaluationRow(
+                id=evaluation_id,
+                created_at=datetime.now(UTC),
+                service_id=record.service_id,
+                hook=record.hook,
+                hook_instance=record.hook_instance,
+                patient_hash=record.patient_hash,
+                thresholds_version=record.thresholds_version,
+                procedure=record.procedure,
+                level_count=record.level_count,
+                rules_run=list(record.rules_run),
+                outcomes=record.outcomes,
+                data=record.data,
+                timings_ms=record.timings_ms,
+            )
+        )
+        session.flush()
+        for card in record.cards:
+            session.add(
+                CardRow(
+                    uuid=card.uuid,
+                    evaluation_id=evaluation_id,
+                    rule=card.rule,
+                    indicator=card.indicator,
+                    suggestion_uuids=list(card.suggestion_uuids),
+                )
+            )
+    return evaluation_id
+
+
+def _dedupe_key(service_id: str, item: FeedbackItem) -> str:
+    accepted = ",".join(sorted(s.id for s in item.accepted_suggestions or []))
+    reason = item.override_reason.reason.code if item.override_reason and item.override_reason.reason else ""
+    raw = "|".join((service_id, item.card, item.outcome, item.outcome_timestamp, accepted, reason))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> tuple[int, int]:
+    """Store each item once; a repeat of the same item is accepted and ignored. Returns (new, duplicate)."""
+    new = duplicate = 0
+    for item in items:
+        key = _dedupe_key(service_id, item)
+        try:
+            with db.session() as session:
+                if session.scalar(select(FeedbackRow.id).where(FeedbackRow.dedupe_key == key)) is not None:
+                    duplicate += 1
+                    continue
+                card = session.get(CardRow, item.card)
+                reason = item.override_reason.reason if item.override_reason else None
+                session.add(
+                    FeedbackRow(
+                        dedupe_key=key,
+                        received_at=datetime.now(UTC),
+                        service_id=service_id,
+                        card_uuid=item.card,
+                        evaluation_id=card.evaluation_id if card else None,
+                        rule=card.rule if card else None,
+                        outcome=item.outcome,
+                        accepted_suggestions=[s.id for s in item.accepted_suggestions or []],
+                        override_reason_system=reason.system if reason else None,
+                        override_reason_code=reason.code if reason else None,
+                        has_user_comment=bool(item.override_reason and item.override_reason.user_comment),
+                        outcome_timestamp=datetime.fromisoformat(item.outcome_timestamp.replace("Z", "+00:00")),
+                    )
+                )
+            new += 1
+        except IntegrityError:
+            duplicate += 1  # the same item raced in through another worker
+    return new, duplicate

@@ -1,0 +1,66 @@
+"""Database tables: evaluations (what was decided, no PHI), cards issued, feedback received.
+
+Patient ids are stored only as a keyed hash; tokens, JWTs, resource ids and values never are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class EvaluationRow(Base):
+    __tablename__ = "evaluations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    hook: Mapped[str] = mapped_column(String(32))
+    hook_instance: Mapped[str] = mapped_column(String(64), index=True)
+    patient_hash: Mapped[str] = mapped_column(String(64), index=True)
+    thresholds_version: Mapped[int] = mapped_column(Integer)
+    procedure: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    level_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rules_run: Mapped[list[Any]] = mapped_column(JSON)
+    outcomes: Mapped[list[Any]] = mapped_column(JSON)
+    """[{rule, indicator, card, criteria: {criterion: outcome}}] — ids and outcomes only."""
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """How the data arrived: prefetched/fetched/failed keys, parse issue count."""
+    timings_ms: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CardRow(Base):
+    __tablename__ = "cards"
+
+    uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    evaluation_id: Mapped[str] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    indicator: Mapped[str] = mapped_column(String(16))
+    suggestion_uuids: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("dedupe_key", name="uq_feedback_dedupe_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    card_uuid: Mapped[str] = mapped_column(String(128), index=True)
+    evaluation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    accepted_suggestions: Mapped[list[Any]] = mapped_column(JSON)
+    override_reason_system: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    override_reason_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    has_user_comment: Mapped[bool] = mapped_column(default=False)
+    """Free-text comments may name the patient, so only their presence is kept."""
+    outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,149 @@
+"""Observation → LabResult, in the unit the rules use.
+
+Units differ between EHRs (platelets as 10*3/uL, 10*9/L or /uL); a value whose unit we cannot
+convert is skipped and reported rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fhir_mappings.codesets import CodeSets
+from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, obj, reference_of, text
+from fhir_mappings.parsing import validation_problem
+from rules.facts import Evidence, LabKind, LabResult, ParseIssue
+
+EXCLUDED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered"})
+
+# Factor to the rules' unit, keyed by UCUM code or unit text (lower-cased).
+_PLATELET_UNITS = {
+    "10*3/ul": 1.0, "10^3/ul": 1.0, "k/ul": 1.0, "x10e3/ul": 1.0, "thou/ul": 1.0, "10*3/mm3": 1.0,
+    "10*9/l": 1.0, "10^9/l": 1.0, "g/l": 1.0, "x10e9/l": 1.0,
+    "/ul": 0.001, "1/ul": 0.001, "/mm3": 0.001, "cells/ul": 0.001,
+}
+_UNITLESS = {"", "1", "{ratio}", "{inr}", "inr", "{score}", "score", "{t-score}", "t-score", "{sd}", "sd"}
+_PERCENT = {"%", "percent", "% predicted", "%{predicted}"}
+_RENAL = {"ml/min", "ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73 m2", "ml/min/{1.73m2}"}
+
+_EXPECTED_UNITS: dict[str, tuple[dict[str, float] | set[str], str]] = {
+    "platelets": (_PLATELET_UNITS, "10^9/L"),
+    "inr": (_UNITLESS, "INR"),
+    "pain-nrs": (_UNITLESS, "/10"),
+    "t-score": (_UNITLESS, "T-score"),
+    "fev1-percent-predicted": (_PERCENT, "% predicted"),
+    "spo2": (_PERCENT, "%"),
+    "fev1-fvc-ratio": (_UNITLESS | _PERCENT, "ratio"),
+    "egfr": (_RENAL, "mL/min"),
+    "creatinine-clearance": (_RENAL, "mL/min"),
+    "height-loss-percent": (_PERCENT, "%"),
+    "disability-rdq": (_UNITLESS, "RDQ"),
+}
+_POSITIVE_WORDS = ("positive", "detected", "pos", "reactive")
+_POSITIVE_CODES = frozenset({"10828004", "POS", "260373001", "A", "H"})
+
+
+def normalised_value(kind: LabKind, value: float, unit: str) -> tuple[float, str] | None:
+    expected = _EXPECTED_UNITS.get(kind)
+    if expected is None:
+        return value, unit
+    accepted, rules_unit = expected
+    key = unit.strip().lower()
+    if isinstance(accepted, dict):
+        factor = accepted.get(key)
+        return (value * factor, rules_unit) if factor is not None else None
+    if key not in accepted:
+        return None
+    if kind == "fev1-fvc-ratio" and key in _PERCENT:
+        return value / 100, rules_unit
+    if kind == "spo2" and value <= 1.0:
+        return value * 100, rules_unit  # some devices send a fraction
+    return value, rules_unit
+
+
+def _positive(resource: JsonObject) -> bool | None:
+    concept = obj(resource.get("valueCodeableConcept"))
+    for _, code, _ in codings(concept):
+        if code in _POSITIVE_CODES:
+            return True
+    words = (concept_text(concept) or text(resource.get("valueString")) or "").lower()
+    for interpretation in resource.get("interpretation") or []:
+        for _, code, _ in codings(interpretation):
+            if code in _POSITIVE_CODES:
+                return True
+    if words:
+        return any(w in words for w in _POSITIVE_WORDS) and "not detected" not in words and "negative" not in words
+    return None
+
+
+def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> LabResult | None:
+    effective = first_date(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
+    if effective is None:
+        issues.append(ParseIssue(reference=reference_of(resource), problem=f"{kind} result without a date"))
+        return None
+    quantity = obj(resource.get("valueQuantity"))
+    raw_value = quantity.get("value")
+    display = concept_text(resource.get("code")) or kind
+    evidence = Evidence(reference=reference_of(resource), display=display, recorded=effective)
+    if kind == "hcg" and not isinstance(raw_value, int | float):
+        positive = _positive(resource)
+        if positive is None:
+            return None
+        return LabResult(kind=kind, value=1.0 if positive else 0.0, unit="qualitative", effective=effective,
+                         evidence=evidence, positive=positive)
+    if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
+        return None  # no numeric value (e.g. "cancelled", dataAbsentReason): nothing to compare
+    unit = text(quantity.get("code")) or text(quantity.get("unit")) or ""
+    converted = normalised_value(kind, float(raw_value), unit)
+    if converted is None:
+        issues.append(ParseIssue(reference=reference_of(resource), problem=f"{kind} unit {unit!r} not understood"))
+        return None
+    value, rules_unit = converted
+    display_value = f"{display}: {value:g} {rules_unit}"
+    return LabResult(
+        kind=kind,
+        value=value,
+        unit=rules_unit,
+        effective=effective,
+        evidence=evidence.model_copy(update={"display": display_value}),
+        positive=(value > 5) if kind == "hcg" else None,  # quantitative hCG above 5 mIU/mL is positive
+    )
+
+
+def _kinds_of(resource: JsonObject, codesets: CodeSets) -> list[tuple[LabKind, JsonObject]]:
+    """The (kind, observation-or-component) pairs this Observation carries; blood pressure-style
+    panels put spirometry values in components."""
+    found: list[tuple[LabKind, JsonObject]] = []
+    for system, code, _ in codings(resource.get("code")):
+        kind = codesets.lab_kind(system, code)
+        if kind is not None:
+            found.append((kind, resource))
+            break
+    for component in resource.get("component") or []:
+        if not isinstance(component, dict):
+            continue
+        for system, code, _ in codings(component.get("code")):
+            kind = codesets.lab_kind(system, code)
+            if kind is not None:
+                merged = {**resource, **component, "code": component.get("code")}
+                found.append((kind, merged))
+                break
+    return found
+
+
+def map_observations(
+    resources: Iterable[JsonObject], codesets: CodeSets, issues: list[ParseIssue]
+) -> tuple[LabResult, ...]:
+    results: list[LabResult] = []
+    for resource in resources:
+        kinds = _kinds_of(resource, codesets)
+        if not kinds or resource.get("status") in EXCLUDED_STATUSES:
+            continue
+        problem = validation_problem(resource)
+        if problem is not None:
+            issues.append(problem)
+            continue
+        for kind, source in kinds:
+            result = _result(kind, source, issues)
+            if result is not None:
+                results.append(result)
+    return tuple(results)

@@ -1,0 +1,60 @@
+"""Validate one raw resource with the FHIR R4B models; a malformed one becomes a ParseIssue, not an error.
+
+Only resources that already matched a code set reach here, so validation stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from pydantic import ValidationError
+
+from fhir_mappings.json_access import JsonObject, reference_of
+from rules.facts import ParseIssue
+
+_MODULES = {
+    "AllergyIntolerance": "allergyintolerance",
+    "Condition": "condition",
+    "DiagnosticReport": "diagnosticreport",
+    "Encounter": "encounter",
+    "ImagingStudy": "imagingstudy",
+    "Medication": "medication",
+    "MedicationRequest": "medicationrequest",
+    "MedicationStatement": "medicationstatement",
+    "Observation": "observation",
+    "Patient": "patient",
+    "Procedure": "procedure",
+    "ServiceRequest": "servicerequest",
+}
+_MODELS: dict[str, Any] = {}
+
+
+def _model(resource_type: str) -> Any:
+    model = _MODELS.get(resource_type)
+    if model is None:
+        module = import_module(f"fhir.resources.R4B.{_MODULES[resource_type]}")
+        model = _MODELS[resource_type] = getattr(module, resource_type)
+    return model
+
+
+def warm_up() -> None:
+    """Import every model at start-up so the first hook call does not pay for it."""
+    for resource_type in _MODULES:
+        _model(resource_type)
+
+
+def validation_problem(resource: JsonObject) -> ParseIssue | None:
+    """None when the resource is valid R4; otherwise what is wrong with it (no values quoted)."""
+    resource_type = resource.get("resourceType")
+    if resource_type not in _MODULES:
+        return ParseIssue(reference=reference_of(resource), problem=f"unexpected resource type {resource_type!r}")
+    try:
+        _model(str(resource_type)).model_validate(resource)
+    except ValidationError as error:
+        # Field paths only: values may carry patient data and must not reach logs or storage.
+        fields = sorted({".".join(str(p) for p in e["loc"][:3]) for e in error.errors()})[:5]
+        return ParseIssue(reference=reference_of(resource), problem=f"invalid FHIR R4 at {', '.join(fields)}")
+    except (TypeError, ValueError) as error:
+        return ParseIssue(reference=reference_of(resource), problem=f"invalid FHIR R4: {type(error).__name__}")
+    return None

@@ -1,0 +1,87 @@
+"""How long to hold an antithrombotic before the procedure, and whether the planned date allows it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from rules.facts import LabResult, MedicationFact
+from rules.thresholds import HoldIntervals
+
+
+@dataclass(frozen=True)
+class HoldAdvice:
+    hours: int | None
+    """None when no interval is configured for this drug (e.g. aspirin: never auto-stop)."""
+    basis: str
+    """Why this interval: the drug and, for DOACs, the renal function it was chosen by."""
+    threshold_field: str | None
+
+    @property
+    def text(self) -> str:
+        if self.hours is None:
+            return "no fixed hold interval"
+        if self.hours % 24 == 0:
+            days = self.hours // 24
+            return f"{days} day{'s' if days != 1 else ''}"
+        return f"{self.hours} hours"
+
+
+def _days(days: int, basis: str, field: str) -> HoldAdvice:
+    return HoldAdvice(hours=days * 24, basis=basis, threshold_field=field)
+
+
+def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | None) -> HoldAdvice:
+    """The interval for one drug; DOAC intervals depend on creatinine clearance (ACC/AHA 2023 Table 18)."""
+    name = drug.ingredient
+    crcl = renal.value if renal is not None else None
+    renal_note = f"CrCl {crcl:g} mL/min" if crcl is not None else "renal function unknown"
+    if drug.drug_class == "vka":
+        return _days(holds.warfarin_hold_days, f"{name}; check INR on the day", "warfarin_hold_days")
+    if name == "apixaban":
+        if crcl is not None and crcl <= holds.apixaban_crcl_limit_ml_per_min:
+            return _days(holds.apixaban_low_crcl_hold_days, renal_note, "apixaban_low_crcl_hold_days")
+        return _days(holds.apixaban_hold_days, renal_note, "apixaban_hold_days")
+    if name == "rivaroxaban":
+        if crcl is not None and crcl <= holds.rivaroxaban_crcl_limit_ml_per_min:
+            return _days(holds.rivaroxaban_low_crcl_hold_days, renal_note, "rivaroxaban_low_crcl_hold_days")
+        return _days(holds.rivaroxaban_hold_days, renal_note, "rivaroxaban_hold_days")
+    if name in ("edoxaban", "betrixaban"):
+        return _days(holds.edoxaban_hold_days, renal_note, "edoxaban_hold_days")
+    if name == "dabigatran":
+        if crcl is not None and crcl < 30:
+            return _days(holds.dabigatran_low_crcl_hold_days, renal_note, "dabigatran_low_crcl_hold_days")
+        if crcl is not None and crcl <= 50:
+            return _days(
+                holds.dabigatran_moderate_crcl_hold_days, renal_note, "dabigatran_moderate_crcl_hold_days"
+            )
+        return _days(holds.dabigatran_hold_days, renal_note, "dabigatran_hold_days")
+    if drug.drug_class == "lmwh":
+        return HoldAdvice(holds.lmwh_therapeutic_hold_hours, f"{name}, therapeutic dose", "lmwh_therapeutic_hold_hours")
+    if drug.drug_class == "heparin":
+        return HoldAdvice(holds.heparin_hold_hours, name, "heparin_hold_hours")
+    if drug.drug_class == "fondaparinux":
+        return _days(holds.fondaparinux_hold_days, name, "fondaparinux_hold_days")
+    if drug.drug_class == "parenteral-thrombin":
+        return HoldAdvice(
+            holds.parenteral_thrombin_inhibitor_hold_hours, name, "parenteral_thrombin_inhibitor_hold_hours"
+        )
+    per_antiplatelet = {
+        "clopidogrel": "clopidogrel_hold_days",
+        "prasugrel": "prasugrel_hold_days",
+        "ticagrelor": "ticagrelor_hold_days",
+        "ticlopidine": "ticlopidine_hold_days",
+        "cilostazol": "cilostazol_dipyridamole_hold_days",
+        "dipyridamole": "cilostazol_dipyridamole_hold_days",
+    }
+    field = per_antiplatelet.get(name)
+    if field is not None:
+        return _days(int(getattr(holds, field)), name, field)
+    return HoldAdvice(hours=None, basis=f"{name}: decide per prescriber", threshold_field=None)
+
+
+def room_before(planned: date | None, today: date, advice: HoldAdvice) -> bool | None:
+    """Whether the planned date leaves time for the hold if it starts today; None if unknown."""
+    if planned is None or advice.hours is None:
+        return None
+    return (planned - today).days * 24 >= advice.hours

@@ -1,0 +1,73 @@
+"""How many vertebrae are treated in one session, and which ones."""
+
+from __future__ import annotations
+
+from rules.facts import ClinicalFacts, Evidence
+from rules.findings import Finding
+from rules.labs import latest_result
+from rules.thresholds import Thresholds
+
+SEVERE_LUNG_GROUPS = ("copd", "emphysema", "severe-lung-other", "home-oxygen")
+UPPER_THORACIC_LEVELS = frozenset({"T1", "T2", "T3", "T4"})
+
+
+def severe_lung_disease(facts: ClinicalFacts, t: Thresholds) -> tuple[Evidence, ...]:
+    """Evidence of COPD or severe lung disease: a diagnosis, FEV1 < limit % predicted, or low SpO2."""
+    evidence = [c.evidence for c in facts.conditions_in(*SEVERE_LUNG_GROUPS)]
+    fev1 = latest_result(facts, "fev1-percent-predicted", t.lung_function_lookback_days).current
+    if fev1 is not None and fev1.value < t.fev1_severe_percent_predicted:
+        evidence.append(fev1.evidence)
+    spo2 = latest_result(facts, "spo2", t.lung_function_lookback_days).current
+    if spo2 is not None and spo2.value < t.spo2_severe_percent:
+        evidence.append(spo2.evidence)
+    return tuple(evidence)
+
+
+def too_many_levels(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    """More levels than the session limit: a relative contraindication in the CMS LCD."""
+    if facts.order is None or facts.order.level_count <= t.max_levels_per_session:
+        return None
+    return Finding(
+        rule="too-many-levels",
+        indicator="warning",
+        values={"levels": facts.order.level_count, "level_names": ", ".join(facts.order.levels) or None},
+        thresholds_used={"max_levels_per_session": t.max_levels_per_session},
+        sources=("S1",),
+    )
+
+
+def copd_multilevel(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    """COPD or severe lung disease with more levels than the lung limit in one session."""
+    if facts.order is None or facts.order.level_count <= t.max_levels_severe_lung:
+        return None
+    evidence = severe_lung_disease(facts, t)
+    if not evidence:
+        return None
+    return Finding(
+        rule="copd-multilevel",
+        indicator="warning",
+        evidence=evidence,
+        values={
+            "levels": facts.order.level_count,
+            "level_names": ", ".join(facts.order.levels) or None,
+            "lung_evidence": evidence[0].display,
+            "lung_limit": t.max_levels_severe_lung,
+        },
+        thresholds_used={"max_levels_severe_lung": t.max_levels_severe_lung},
+        sources=("S12", "S13", "INSTITUTIONAL"),
+    )
+
+
+def upper_thoracic_level(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    """T1–T4: payer policies (eviCore) exclude these levels; technically harder too."""
+    if facts.order is None:
+        return None
+    upper = [level for level in facts.order.levels if level in UPPER_THORACIC_LEVELS]
+    if not upper:
+        return None
+    return Finding(
+        rule="upper-thoracic-level",
+        indicator="info",
+        values={"level_names": ", ".join(upper)},
+        sources=("S10",),
+    )

@@ -1,0 +1,55 @@
+"""Shared pytest fixtures: a real FHIR server (SEKMET) on 127.0.0.1 and the shared Synthea fixtures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(_REPO_ROOT) not in sys.path:  # `tests.support` importable with plain `pytest` too
+    sys.path.insert(0, str(_REPO_ROOT))
+
+from tests.support.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
+
+INTEGRATION_TOKEN = "integration-test-token"
+_SERVER_FIXTURES = frozenset({"fhir_server", "fhir_server_with_token"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use a FHIR server fixture carry the `integration` marker (`-m "not integration"`)."""
+    for item in items:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def fhir_server() -> Iterator[FhirServer]:
+    """A SEKMET FHIR R4 server without authentication, shared by the whole session."""
+    with FhirServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fhir_server_with_token() -> Iterator[FhirServer]:
+    """A SEKMET FHIR R4 server that requires `Authorization: Bearer integration-test-token`."""
+    with FhirServer(bearer_token=INTEGRATION_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def synthea_dir() -> Path:
+    """../shared/fixtures/synthea-r4; skips when absent, except under CI=true where absence is an error."""
+    folder = synthea_fixture_dir()
+    if folder is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "shared fixtures absent: ../shared/fixtures/synthea-r4 (CI=true: missing fixtures are an "
+                "error; provide the shared fixtures folder beside the repository)",
+                pytrace=False,
+            )
+        pytest.skip("shared fixtures absent: ../shared/fixtures/synthea-r4")
+    return folder

@@ -1,0 +1,1 @@
+"""Test support code: harnesses shared by the integration tests."""
