@@ -13,6 +13,10 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:  # `tests.support` importable with plain `pytest` too
     sys.path.insert(0, str(_REPO_ROOT))
 
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from tests.support.app import client_for, make_app  # noqa: E402
 from tests.support.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
 
 INTEGRATION_TOKEN = "integration-test-token"
@@ -53,3 +57,15 @@ def synthea_dir() -> Path:
             )
         pytest.skip("shared fixtures absent: ../shared/fixtures/synthea-r4")
     return folder
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> FastAPI:
+    """The service on a temporary SQLite store with the clock fixed at 2026-11-21T09:00Z."""
+    return make_app(tmp_path)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with client_for(app) as test_client:
+        yield test_client

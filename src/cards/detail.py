@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from cards.wording import criterion_line
 from rules.findings import Finding
 from rules.sources import source
-
-from cards.wording import criterion_line
 
 _STENT_CAUTION = (
     "Hold only after prescriber or cardiology review; do not stop P2Y12 inhibitors within stent windows "
@@ -34,8 +33,9 @@ ADVICE: dict[str, str] = {
     "guidance; plan premedication or an alternative with the operator.",
     "too-many-levels": "The CMS LCD lists more than three fractures per procedure as a relative "
     "contraindication. Consider staging the levels.",
-    "copd-multilevel": "Cement embolism risk rises with the number of levels (OR 2.4 for three or more vs one, "
-    "S12), and lung reserve is low. No society sets a COPD level limit: this limit is an institutional "
+    "copd-multilevel": "Cement embolism risk rises with the number of levels (OR 2.4 for three or more "
+    "vs one, S12), and lung reserve is low. No society sets a COPD level limit: this limit is an "
+    "institutional "
     "default. Consider staging, pre-procedure SpO2, and anesthesia and pulmonology review.",
     "upper-thoracic-level": "eviCore excludes T1–T4; check coverage before scheduling.",
     "eligibility": "Coverage criteria (CMS LCD): imaging-confirmed acute or subacute fracture, pain despite "
@@ -43,8 +43,8 @@ ADVICE: dict[str, str] = {
     "that the criterion fails.",
     "osteoporosis-follow-up": "CMS LCD and RAND/UCLA require bone density testing and osteoporosis treatment "
     "after an osteoporotic vertebral fracture.",
-    "neoplastic-indication": "IMWG and NASS: consider biopsy during the procedure and coordinate radiation or "
-    "systemic therapy with oncology.",
+    "neoplastic-indication": "IMWG and NASS: consider biopsy during the procedure and coordinate radiation "
+    "or systemic therapy with oncology.",
     "data-unavailable": "The EHR's data could not be read for some checks. Those checks were not made: "
     "their absence from these cards does not mean they passed.",
 }
@@ -65,7 +65,9 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
         parts.append(f"Hold interval chosen by: {basis}.")
         if finding.values.get("planned_date"):
             room = finding.values.get("room_for_hold")
-            verdict = "leaves room for the hold" if room else "does not leave room for the hold if it starts today"
+            verdict = (
+                "leaves room for the hold" if room else "does not leave room for the hold if it starts today"
+            )
             parts.append(f"Planned date {finding.values['planned_date']} {verdict}.")
         else:
             parts.append("No planned date on the order: schedule the procedure after the hold.")
@@ -73,7 +75,9 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
         parts.append(f"Not checked: {finding.values.get('checks')}.")
         parts.append(f"Why: {finding.values.get('reasons')}.")
     if finding.criteria:
-        parts.append("\n".join(criterion_line(c.criterion, c.outcome, c.explanation) for c in finding.criteria))
+        parts.append(
+            "\n".join(criterion_line(c.criterion, c.outcome, c.explanation) for c in finding.criteria)
+        )
     evidence = _evidence_lines(finding)
     if evidence:
         parts.append("**Data used**\n" + "\n".join(evidence))

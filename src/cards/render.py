@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rules.findings import Evaluation, Finding
-from rules.sources import source
-
 from cards.detail import render_detail
 from cards.models import Card, Coding, Link, OverrideReason, Source, Suggestion
 from cards.suggestions import OrderContext, suggestions_for
 from cards.wording import summary_for
+from rules.findings import Evaluation, Finding
+from rules.sources import source
 
 RULE_CODE_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/rule"
 OVERRIDE_REASON_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/override-reason"
@@ -52,7 +51,9 @@ def _extension(finding: Finding, evaluation: Evaluation) -> dict[str, Any]:
             for c in finding.criteria
         ]
     else:
-        findings = [{"criterion": finding.rule, "outcome": "met", "evidence": [e.reference for e in finding.evidence]}]
+        findings = [
+            {"criterion": finding.rule, "outcome": "met", "evidence": [e.reference for e in finding.evidence]}
+        ]
     for item in findings:
         if not item["evidence"]:
             del item["evidence"]  # the spec forbids empty arrays, extensions included

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rules.findings import Finding
-
 from cards.models import Action, Suggestion
+from rules.findings import Finding
 
 LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
@@ -51,9 +50,13 @@ def _coded(system: str, code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
 
 
-INR = _Order("INR", _CATEGORIES["lab"], _coded(LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay"))
+INR = _Order(
+    "INR", _CATEGORIES["lab"], _coded(LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay")
+)
 PLATELETS = _Order(
-    "Platelet count", _CATEGORIES["lab"], _coded(LOINC, "777-3", "Platelets [#/volume] in Blood by Automated count")
+    "Platelet count",
+    _CATEGORIES["lab"],
+    _coded(LOINC, "777-3", "Platelets [#/volume] in Blood by Automated count"),
 )
 MRI_THORACIC = _Order(
     "MRI thoracic spine without contrast",
@@ -81,7 +84,9 @@ def service_request(order: _Order, ctx: OrderContext, reason: str) -> dict[str, 
         "resourceType": "ServiceRequest",
         "status": "draft",
         "intent": "order",
-        "category": [{"coding": [{"system": SNOMED, "code": order.category[0], "display": order.category[1]}]}],
+        "category": [
+            {"coding": [{"system": SNOMED, "code": order.category[0], "display": order.category[1]}]}
+        ],
         "code": order.code,
         "subject": {"reference": f"Patient/{ctx.patient_id}"},
         "reasonCode": [{"text": reason}],
@@ -91,7 +96,9 @@ def service_request(order: _Order, ctx: OrderContext, reason: str) -> dict[str, 
     return resource
 
 
-def _create(label: str, orders: tuple[_Order, ...], ctx: OrderContext, reason: str, recommended: bool) -> Suggestion:
+def _create(
+    label: str, orders: tuple[_Order, ...], ctx: OrderContext, reason: str, recommended: bool
+) -> Suggestion:
     return Suggestion(
         label=label,
         is_recommended=recommended,
@@ -116,8 +123,13 @@ def _staging(finding: Finding, ctx: OrderContext, limit: int, why: str) -> list[
     actions = ctx.staging(limit)
     if not actions:
         return []
-    return [Suggestion(label=f"Stage: treat {limit} level{'s' if limit != 1 else ''} now ({why})",
-                       is_recommended=True, actions=actions)]
+    return [
+        Suggestion(
+            label=f"Stage: treat {limit} level{'s' if limit != 1 else ''} now ({why})",
+            is_recommended=True,
+            actions=actions,
+        )
+    ]
 
 
 def suggestions_for(finding: Finding, ctx: OrderContext) -> list[Suggestion]:
@@ -126,36 +138,62 @@ def suggestions_for(finding: Finding, ctx: OrderContext) -> list[Suggestion]:
     reason = f"Before vertebral augmentation ({rule})"
     labs = _create("Order INR and platelet count", (INR, PLATELETS), ctx, reason, recommended=True)
     if rule == "coagulation-labs-missing":
-        wanted = tuple(o for o, key in ((INR, "missing_inr"), (PLATELETS, "missing_platelets")) if finding.values.get(key))
-        return [_create(f"Order {' and '.join(o.label for o in wanted)}", wanted, ctx, reason, recommended=True)]
+        wanted = tuple(
+            o
+            for o, key in ((INR, "missing_inr"), (PLATELETS, "missing_platelets"))
+            if finding.values.get(key)
+        )
+        return [
+            _create(f"Order {' and '.join(o.label for o in wanted)}", wanted, ctx, reason, recommended=True)
+        ]
     if rule == "anticoagulant-active":
-        return [labs, _create("Anticoagulation clinic review", (_consult("Anticoagulation clinic"),), ctx, reason, False)]
+        return [
+            labs,
+            _create(
+                "Anticoagulation clinic review", (_consult("Anticoagulation clinic"),), ctx, reason, False
+            ),
+        ]
     if rule == "inr-high":
         return [_create("Recheck INR", (INR,), ctx, reason, recommended=True)]
     if rule in ("platelets-low", "bleeding-disorder"):
         return [_create("Hematology consultation", (_consult("Hematology"),), ctx, reason, recommended=True)]
     if rule == "antiplatelet-active" and not finding.values.get("aspirin_only"):
-        return [_create("Cardiology review of antiplatelet hold", (_consult("Cardiology"),), ctx, reason, True)]
+        return [
+            _create("Cardiology review of antiplatelet hold", (_consult("Cardiology"),), ctx, reason, True)
+        ]
     if rule in ("spinal-infection", "systemic-infection"):
-        return [_create("Infectious disease consultation", (_consult("Infectious disease"),), ctx, reason, True)]
+        return [
+            _create("Infectious disease consultation", (_consult("Infectious disease"),), ctx, reason, True)
+        ]
     if rule == "neurologic-compromise":
         return [_create("Spine surgery consultation", (_consult("Spine surgery"),), ctx, reason, True)]
     if rule == "copd-multilevel":
         limit = int(finding.thresholds_used["max_levels_severe_lung"] or 1)
         return [
             *_staging(finding, ctx, limit, "lung limit"),
-            _create("Pulmonology and anesthesia review", (_consult("Pulmonology"), _consult("Anesthesia")), ctx,
-                    reason, recommended=False),
+            _create(
+                "Pulmonology and anesthesia review",
+                (_consult("Pulmonology"), _consult("Anesthesia")),
+                ctx,
+                reason,
+                recommended=False,
+            ),
         ]
     if rule == "too-many-levels":
-        return _staging(finding, ctx, int(finding.thresholds_used["max_levels_per_session"] or 1), "session limit")
+        return _staging(
+            finding, ctx, int(finding.thresholds_used["max_levels_per_session"] or 1), "session limit"
+        )
     if rule == "eligibility":
         imaging = next((c for c in finding.criteria if c.criterion == "imaging"), None)
         if imaging is not None and imaging.outcome != "met":
             return [_create("Order MRI of the spine (STIR/T2)", _mri_for(ctx.region), ctx, reason, True)]
         return []
     if rule == "osteoporosis-follow-up" and finding.values.get("missing_dxa"):
-        return [_create("Order DXA bone density", (DXA,), ctx, "Osteoporosis follow-up after vertebral fracture", True)]
+        return [
+            _create(
+                "Order DXA bone density", (DXA,), ctx, "Osteoporosis follow-up after vertebral fracture", True
+            )
+        ]
     if rule == "neoplastic-indication":
         return [_create("Oncology consultation", (_consult("Oncology"),), ctx, reason, recommended=True)]
     return []

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rules.findings import Finding, Scalar
-
 from cards.models import SUMMARY_MAX_CHARS
+from rules.findings import Finding, Scalar
 
 _CRITERION_NAMES = {
     "indication": "Indication",
@@ -39,7 +38,9 @@ def _anticoagulant(f: Finding) -> str:
     timing = ""
     if room is False:
         timing = f"; planned {_v(f, 'planned_date')} leaves too little time"
-    return f"On {_v(f, 'drug')}: hold {_v(f, 'hold')} before vertebral augmentation (high bleeding risk){timing}"
+    return (
+        f"On {_v(f, 'drug')}: hold {_v(f, 'hold')} before vertebral augmentation (high bleeding risk){timing}"
+    )
 
 
 def _antiplatelet(f: Finding) -> str:
@@ -50,7 +51,9 @@ def _antiplatelet(f: Finding) -> str:
 
 def _coagulation_missing(f: Finding) -> str:
     if _v(f, "on_anticoagulant"):
-        return f"No current {_v(f, 'missing')} on record while on an anticoagulant: check before the procedure"
+        return (
+            f"No current {_v(f, 'missing')} on record while on an anticoagulant: check before the procedure"
+        )
     return f"No current {_v(f, 'missing')} on record before a high bleeding-risk procedure"
 
 
@@ -92,7 +95,9 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
         f"Bleeding disorder on record ({_v(f, 'condition')}): correct before the procedure"
     ),
     "spinal-infection": lambda f: f"Spinal infection on record ({_v(f, 'condition')}): contraindication",
-    "systemic-infection": lambda f: f"Systemic infection on record ({_v(f, 'condition')}): defer until treated",
+    "systemic-infection": lambda f: (
+        f"Systemic infection on record ({_v(f, 'condition')}): defer until treated"
+    ),
     "pregnancy": lambda f: f"Pregnancy ({_v(f, 'basis')}): vertebral augmentation is contraindicated",
     "neurologic-compromise": lambda f: (
         f"Neurological compromise on record ({_v(f, 'condition')}): get a spine surgery opinion"

@@ -18,8 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
-from fhir_mappings.codesets import default_codesets
-from fhir_mappings.parsing import warm_up
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.database import Database, migrate
@@ -32,6 +30,8 @@ from cds_service.records import load_or_create_hash_key
 from cds_service.routes import cds_hooks, health
 from cds_service.settings import Settings, load_settings
 from cds_service.thresholds_source import StaticThresholds
+from fhir_mappings.codesets import default_codesets
+from fhir_mappings.parsing import warm_up
 
 log = logging.getLogger("vertebral_cds.app")
 
@@ -82,7 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         workers=settings.fetch_workers,
     )
-    data_dir = Path(settings.database_url.split("///", 1)[-1]).parent if settings.database_url.startswith("sqlite:///") else Path("var")
+    data_dir = (
+        Path(settings.database_url.split("///", 1)[-1]).parent
+        if settings.database_url.startswith("sqlite:///")
+        else Path("var")
+    )
     thresholds = StaticThresholds.from_file(settings.thresholds_file)
     flow = HookFlow(
         codesets=codesets,

@@ -7,12 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+import uvicorn
+
+from cds_service.app import create_app
 from cds_service.settings import SettingsError, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     # Workers build their own app from the environment, so the options travel as VCDS_ variables.
     if args.thresholds:
         os.environ["VCDS_THRESHOLDS_FILE"] = args.thresholds
@@ -20,8 +21,6 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["VCDS_SETTINGS_FILE"] = args.settings
     try:
         settings = load_settings()
-        from cds_service.app import create_app
-
         create_app(settings)  # fail here, readably, rather than inside a worker
     except SettingsError as error:
         print(f"vertebral-cds: {error}", file=sys.stderr)
@@ -29,9 +28,15 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or settings.host
     port = args.port or settings.port
     if settings.profile == "dev" and host not in ("127.0.0.1", "localhost", "::1"):
-        print("vertebral-cds: the dev profile binds 127.0.0.1 only; use VCDS_PROFILE=production", file=sys.stderr)
+        print(
+            "vertebral-cds: the dev profile binds 127.0.0.1 only; use VCDS_PROFILE=production",
+            file=sys.stderr,
+        )
         return 2
-    print(f"vertebral-cds {settings.profile} profile: discovery at http://{host}:{port}/cds-services", flush=True)
+    print(
+        f"vertebral-cds {settings.profile} profile: discovery at http://{host}:{port}/cds-services",
+        flush=True,
+    )
     uvicorn.run(
         "cds_service.app:create_app",
         factory=True,

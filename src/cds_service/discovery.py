@@ -64,8 +64,8 @@ SERVICES: tuple[ServiceDefinition, ...] = (
         id=SELECT_SERVICE_ID,
         hook="order-select",
         title="Vertebral augmentation: eligibility and risk",
-        description="When a vertebroplasty or kyphoplasty order is selected: anticoagulants and bleeding labs, "
-        "COPD with multiple levels, infection and other contraindications, and coverage eligibility.",
+        description="When a vertebroplasty or kyphoplasty order is selected: anticoagulants and bleeding "
+        "labs, COPD with multiple levels, infection and other contraindications, and coverage eligibility.",
         usage_requirements=_USAGE,
     ),
     ServiceDefinition(
@@ -103,7 +103,9 @@ def prefetch_keys(codesets: CodeSets) -> tuple[PrefetchKey, ...]:
             frozenset({"Condition"}),
         ),
         PrefetchKey(
-            "observations", f"Observation?{patient}&code={loinc}", DataCategory.OBSERVATIONS,
+            "observations",
+            f"Observation?{patient}&code={loinc}",
+            DataCategory.OBSERVATIONS,
             frozenset({"Observation"}),
         ),
         PrefetchKey(
@@ -119,7 +121,10 @@ def prefetch_keys(codesets: CodeSets) -> tuple[PrefetchKey, ...]:
             frozenset({"MedicationStatement", "Medication"}),
         ),
         PrefetchKey(
-            "allergies", f"AllergyIntolerance?{patient}", DataCategory.ALLERGIES, frozenset({"AllergyIntolerance"})
+            "allergies",
+            f"AllergyIntolerance?{patient}",
+            DataCategory.ALLERGIES,
+            frozenset({"AllergyIntolerance"}),
         ),
         PrefetchKey(
             "imagingReports",
@@ -127,9 +132,13 @@ def prefetch_keys(codesets: CodeSets) -> tuple[PrefetchKey, ...]:
             DataCategory.IMAGING,
             frozenset({"DiagnosticReport"}),
         ),
-        PrefetchKey("imagingStudies", f"ImagingStudy?{patient}", DataCategory.IMAGING, frozenset({"ImagingStudy"})),
         PrefetchKey(
-            "imagingProcedures", f"Procedure?{patient}&code={imaging_codes}", DataCategory.IMAGING,
+            "imagingStudies", f"ImagingStudy?{patient}", DataCategory.IMAGING, frozenset({"ImagingStudy"})
+        ),
+        PrefetchKey(
+            "imagingProcedures",
+            f"Procedure?{patient}&code={imaging_codes}",
+            DataCategory.IMAGING,
             frozenset({"Procedure"}),
         ),
         PrefetchKey(

@@ -57,7 +57,9 @@ class FetchRefused(ServiceError):
     code = "security"
 
 
-def operation_outcome(code: str, message: str, expression: list[str] | None = None, severity: str = "error") -> dict[str, Any]:
+def operation_outcome(
+    code: str, message: str, expression: list[str] | None = None, severity: str = "error"
+) -> dict[str, Any]:
     issue: dict[str, Any] = {"severity": severity, "code": code, "diagnostics": message}
     if expression:
         issue["expression"] = expression

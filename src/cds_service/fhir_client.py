@@ -70,7 +70,9 @@ class FhirFetcher:
             self._local.session = session
         return session
 
-    def fetch_all(self, base_url: str, queries: Mapping[str, str], token: str | None) -> dict[str, FetchResult]:
+    def fetch_all(
+        self, base_url: str, queries: Mapping[str, str], token: str | None
+    ) -> dict[str, FetchResult]:
         """Run every query in parallel; a query still running at the deadline is reported as failed."""
         started = time.monotonic()
         deadline = started + self.limits.deadline_seconds
@@ -91,7 +93,9 @@ class FhirFetcher:
                 result.elapsed_ms = (time.monotonic() - started) * 1000
         return results
 
-    def _fetch_one(self, key: str, base_url: str, query: str, token: str | None, deadline: float) -> FetchResult:
+    def _fetch_one(
+        self, key: str, base_url: str, query: str, token: str | None, deadline: float
+    ) -> FetchResult:
         started = time.monotonic()
         result = FetchResult(key=key)
         url: str | None = urljoin(base_url.rstrip("/") + "/", query)
@@ -120,7 +124,9 @@ class FhirFetcher:
                 url, headers=headers, timeout=(min(timeout, 3.0), timeout), stream=True, allow_redirects=False
             ) as response:
                 if response.is_redirect:
-                    raise FetchFailed(f"FHIR server answered a redirect ({response.status_code}); not followed")
+                    raise FetchFailed(
+                        f"FHIR server answered a redirect ({response.status_code}); not followed"
+                    )
                 if response.status_code == 404:
                     return {}
                 if response.status_code != 200:
@@ -166,8 +172,9 @@ class FhirFetcher:
             if isinstance(resource, dict):
                 into.append(resource)
         for link in body.get("link") or []:
-            if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                next_url = urljoin(base_url.rstrip("/") + "/", link["url"])
+            url = link.get("url") if isinstance(link, dict) else None
+            if isinstance(url, str) and link.get("relation") == "next":
+                next_url = urljoin(base_url.rstrip("/") + "/", url)
                 if not same_origin(next_url, base_url):
                     raise FetchFailed("next link points to another server; not followed")
                 return next_url

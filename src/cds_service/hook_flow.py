@@ -1,4 +1,4 @@
-"""One hook call, start to finish: validate → read the order → gather data → facts → rules → cards → record."""
+"""One hook call: validate → read the order → gather data → facts → rules → cards → record."""
 
 from __future__ import annotations
 
@@ -9,25 +9,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from cards.models import Action, CdsResponse
 from cards.render import render_cards
 from cards.suggestions import OrderContext
-from fhir_mappings.codesets import CodeSets
-from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
-from fhir_mappings.record import build_facts
-from fhir_mappings.staging import annotate_decision, stage_order
-from pydantic import ValidationError
-from rules.catalog import evaluate
-from rules.findings import Evaluation
-from rules.thresholds import Thresholds
-
+from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
 from cds_service.fhir_client import FhirFetcher
 from cds_service.hook_models import HookRequest
 from cds_service.patient_data import DataStats, gather
 from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
-from cds_service.database import Database
+from fhir_mappings.codesets import CodeSets
+from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
+from fhir_mappings.record import build_facts
+from fhir_mappings.staging import annotate_decision, stage_order
+from rules.catalog import evaluate
+from rules.findings import Evaluation
+from rules.thresholds import Thresholds
 
 log = logging.getLogger("vertebral_cds.hooks")
 
@@ -71,7 +71,8 @@ class HookFlow:
             raise BadRequest(message, expression=paths) from error
         if request.hook != service.hook:
             raise BadRequest(
-                f"Service {service.id} answers the {service.hook} hook, not {request.hook!r}", expression=["hook"]
+                f"Service {service.id} answers the {service.hook} hook, not {request.hook!r}",
+                expression=["hook"],
             )
         if service.hook == "order-select" and request.context.selections is None:
             raise BadRequest("order-select requires context.selections", expression=["context.selections"])
@@ -108,7 +109,9 @@ class HookFlow:
             cards=cards,
             system_actions=system_actions or None,
             # The public sandbox applies systemActions only from this pre-2.0 place.
-            extension={"systemActions": [a.model_dump(by_alias=True, exclude_none=True) for a in system_actions]}
+            extension={
+                "systemActions": [a.model_dump(by_alias=True, exclude_none=True) for a in system_actions]
+            }
             if system_actions
             else None,
         )
@@ -151,7 +154,9 @@ class HookFlow:
             if eligibility
             else "eligibility not evaluated"
         )
-        flagged = ", ".join(f"{f.rule} ({f.indicator})" for f in evaluation.findings if f.rule != "eligibility")
+        flagged = ", ".join(
+            f"{f.rule} ({f.indicator})" for f in evaluation.findings if f.rule != "eligibility"
+        )
         note = (
             f"vertebral-cds decision support at signing ({evaluation.as_of.date().isoformat()}): {summary}; "
             f"findings: {flagged or 'none'}; thresholds version {evaluation.thresholds_version}."

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -63,7 +64,9 @@ class OrderContext(_Lenient):
     def _references(cls, value: list[str] | None) -> list[str] | None:
         for item in value or []:
             if not _RELATIVE_REFERENCE.match(item):
-                raise ValueError(f"selections must be relative references such as ServiceRequest/123, not {item!r}")
+                raise ValueError(
+                    f"selections must be relative references such as ServiceRequest/123, not {item!r}"
+                )
         return value
 
     @field_validator("draft_orders")
@@ -135,8 +138,6 @@ class FeedbackItem(_Lenient):
     @field_validator("outcome_timestamp")
     @classmethod
     def _rfc3339(cls, value: str) -> str:
-        from datetime import datetime
-
         try:
             datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as error:

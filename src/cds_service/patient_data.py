@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from fhir_mappings.record import PatientRecord
-from rules.facts import DataCategory, DataGap, ParseIssue
-
+from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
 from cds_service.fhir_client import FhirFetcher, same_origin
-from cds_service.discovery import PrefetchKey
 from cds_service.hook_models import HookRequest
+from fhir_mappings.record import PatientRecord
+from rules.facts import DataCategory, DataGap, ParseIssue
 
 _CLINICAL = frozenset(
     {
@@ -58,16 +57,26 @@ def _is_error(value: dict[str, Any]) -> bool:
     if value.get("resourceType") != "Bundle":
         return False
     entries = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, dict)]
-    return bool(entries) and all(isinstance(r, dict) and r.get("resourceType") == "OperationOutcome" for r in entries)
+    return bool(entries) and all(
+        isinstance(r, dict) and r.get("resourceType") == "OperationOutcome" for r in entries
+    )
 
 
 def _resources(value: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     """Resources in a prefetched value, and its `next` page URL if paginated."""
     if value.get("resourceType") != "Bundle":
         return [value], None
-    resources = [e["resource"] for e in value.get("entry") or [] if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    resources = [
+        e["resource"]
+        for e in value.get("entry") or []
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
     next_url = next(
-        (link.get("url") for link in value.get("link") or [] if isinstance(link, dict) and link.get("relation") == "next"),
+        (
+            link.get("url")
+            for link in value.get("link") or []
+            if isinstance(link, dict) and link.get("relation") == "next"
+        ),
         None,
     )
     return resources, next_url if isinstance(next_url, str) else None
@@ -78,7 +87,9 @@ def _accept(key: PrefetchKey, resources: list[dict[str, Any]], record: PatientRe
     for unexpected in (r for r in resources if r.get("resourceType") not in key.resource_types):
         if unexpected.get("resourceType") != "OperationOutcome":
             record.issues.append(
-                ParseIssue(reference=f"{unexpected.get('resourceType')}", problem=f"unexpected type in {key.key}")
+                ParseIssue(
+                    reference=f"{unexpected.get('resourceType')}", problem=f"unexpected type in {key.key}"
+                )
             )
     record.add(wanted)
 
@@ -116,7 +127,9 @@ def gather(
     base = request.fhir_base
     if to_fetch and base is None:
         for name in to_fetch:
-            record.gaps.append(DataGap(category=by_key[name].category, reason=f"{name}: not prefetched and no fhirServer"))
+            record.gaps.append(
+                DataGap(category=by_key[name].category, reason=f"{name}: not prefetched and no fhirServer")
+            )
     elif to_fetch and base is not None:
         if not allowed_server(base, allowed_servers):
             raise FetchRefused("fhirServer is not on this service's list of allowed FHIR servers")
@@ -139,5 +152,7 @@ def gather(
     got_clinical = (attempted & _CLINICAL) - failed_categories
     if not got_clinical:
         reasons = "; ".join(gap.reason for gap in record.gaps[:6])
-        raise PreconditionFailed(f"The patient's data could not be obtained from prefetch or fhirServer: {reasons}")
+        raise PreconditionFailed(
+            f"The patient's data could not be obtained from prefetch or fhirServer: {reasons}"
+        )
     return record, stats

@@ -130,7 +130,9 @@ def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> 
                         override_reason_system=reason.system if reason else None,
                         override_reason_code=reason.code if reason else None,
                         has_user_comment=bool(item.override_reason and item.override_reason.user_comment),
-                        outcome_timestamp=datetime.fromisoformat(item.outcome_timestamp.replace("Z", "+00:00")),
+                        outcome_timestamp=datetime.fromisoformat(
+                            item.outcome_timestamp.replace("Z", "+00:00")
+                        ),
                     )
                 )
             new += 1

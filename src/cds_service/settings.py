@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         "var/patient-hash.key when unset; production: required.",
     )
     cors_origins: list[str] = Field(
-        default_factory=lambda: ["*"], description="Origins allowed by CORS (browser clients such as the sandbox)."
+        default_factory=lambda: ["*"],
+        description="Origins allowed by CORS (browser clients such as the sandbox).",
     )
     fhir_request_timeout_seconds: float = Field(
         4.0, gt=0, le=60, description="Timeout of one request to the EHR's FHIR server."
@@ -55,9 +56,12 @@ class Settings(BaseSettings):
     fetch_workers: int = Field(16, ge=1, le=128, description="Threads for parallel FHIR fetches.")
     allowed_fhir_servers: list[str] = Field(
         default_factory=list,
-        description="FHIR base URLs the service may fetch from (prefix match). Empty: any, outside production.",
+        description="FHIR base URLs the service may fetch from (prefix match); empty allows any, except in "
+        "production.",
     )
-    max_request_bytes: int = Field(5_000_000, ge=1_000, description="Largest hook request body accepted (413).")
+    max_request_bytes: int = Field(
+        5_000_000, ge=1_000, description="Largest hook request body accepted (413)."
+    )
     demo_imaging_stand_in: bool = Field(
         False, description="Sandbox demo: treat spine imaging orders as a stand-in augmentation order."
     )
@@ -108,5 +112,8 @@ def load_settings(settings_file: str | None = None, **overrides: Any) -> Setting
     try:
         return Settings(**{**file_values, **overrides})
     except ValidationError as error:
-        lines = [f"  VCDS_{'_'.join(str(p) for p in e['loc']).upper() or '(settings)'}: {e['msg']}" for e in error.errors()]
+        lines = [
+            f"  VCDS_{'_'.join(str(p) for p in e['loc']).upper() or '(settings)'}: {e['msg']}"
+            for e in error.errors()
+        ]
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from error

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
-from rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 from cds_service.settings import SettingsError
+from rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 
 @dataclass(frozen=True)

@@ -101,14 +101,9 @@ EXTRA_SOURCES: Mapping[str, Source] = {
         label="Synthea-generated FHIR data, smart-on-fhir/generated-sample-data (display text)",
         url="https://github.com/smart-on-fhir/generated-sample-data",
     ),
-    "S15": Source(
-        id="S15",
-        label="ICD-10-PCS 2025 and GEMs (CMS)",
-        url="https://www.cms.gov/medicare/coding-billing/icd-10-codes",
-    ),
 }
-"""Source ids the code sets may cite besides `rules.sources.SOURCES` (S15 is in the reference §0 but
-not in SOURCES; SYNTHEA marks codes read from the Synthea fixtures' own display text)."""
+"""Source ids the code sets may cite besides `rules.sources.SOURCES`: SYNTHEA marks codes read from
+the Synthea fixtures' own display text."""
 
 _ALLOWED_SOURCE_IDS = frozenset(SOURCES) | frozenset(EXTRA_SOURCES)
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fhir_mappings.codesets import CodeSets
-from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, obj, reference_of, status_code
+from fhir_mappings.json_access import (
+    JsonObject,
+    codings,
+    concept_text,
+    first_date,
+    obj,
+    reference_of,
+    status_code,
+)
 from fhir_mappings.parsing import validation_problem
 from rules.facts import ConditionFact, Evidence, ParseIssue
 

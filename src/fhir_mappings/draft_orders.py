@@ -104,8 +104,13 @@ def _draft_entries(draft_orders: object) -> list[JsonObject]:
     return [r for r in resources if r]
 
 
-def _match(resource: JsonObject, codesets: CodeSets, snomed_codes: frozenset[str], demo: bool) -> _Matched | None:
-    if resource.get("resourceType") != "ServiceRequest" or resource.get("status") in ("revoked", "entered-in-error"):
+def _match(
+    resource: JsonObject, codesets: CodeSets, snomed_codes: frozenset[str], demo: bool
+) -> _Matched | None:
+    if resource.get("resourceType") != "ServiceRequest" or resource.get("status") in (
+        "revoked",
+        "entered-in-error",
+    ):
         return None
     concept = obj(resource.get("code"))
     primary: ProcedureCode | None = None
@@ -113,8 +118,13 @@ def _match(resource: JsonObject, codesets: CodeSets, snomed_codes: frozenset[str
     for system, code, display in codings(concept):
         found = codesets.procedure(system, code)
         if found is None and system == SNOMED and code in snomed_codes:
-            found = ProcedureCode(kind="vertebral-augmentation", region=None, add_on=False,
-                                  demo_stand_in=False, display=display or "vertebral augmentation")
+            found = ProcedureCode(
+                kind="vertebral-augmentation",
+                region=None,
+                add_on=False,
+                demo_stand_in=False,
+                display=display or "vertebral augmentation",
+            )
         if found is None or (found.demo_stand_in and not demo):
             continue
         if found.add_on:
@@ -145,7 +155,11 @@ def _texts(resource: JsonObject) -> str:
 
 def _quantity(resource: JsonObject) -> int:
     value = obj(resource.get("quantityQuantity")).get("value")
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 30 else 0
+    return (
+        int(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 30
+        else 0
+    )
 
 
 def _planned_date(resources: Iterable[JsonObject]) -> date | None:
@@ -164,7 +178,7 @@ def _procedure_kind(matched: Sequence[_Matched]) -> ProcedureKind:
     kinds = {m.procedure.kind for m in matched if m.procedure} | {m.text_kind for m in matched if m.text_kind}
     for kind in ("kyphoplasty", "vertebroplasty"):
         if kind in kinds:
-            return kind  # type: ignore[return-value]  # narrowed by the literal loop
+            return kind
     return "vertebral-augmentation"
 
 
@@ -184,7 +198,9 @@ def read_draft_order(
     selected_refs = set(selections) if selections is not None else None
     matched = [m for r in entries if (m := _match(r, codesets, snomed_codes, demo_stand_in))]
     guided = [m for m in matched if selected_refs is None or reference_of(m.resource) in selected_refs]
-    medication_requests = [r for r in entries if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")]
+    medication_requests = [
+        r for r in entries if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")
+    ]
     if not guided:
         return DraftOrderReading(order=None, context_medication_requests=medication_requests)
     named_levels: list[str] = []

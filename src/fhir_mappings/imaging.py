@@ -37,12 +37,16 @@ def imaging_kind(resource: JsonObject, codesets: CodeSets) -> ImagingKind | None
                 return kind
     words = " ".join(concept_text(c) for c in concepts)
     if resource.get("resourceType") == "ImagingStudy":
-        modalities = {m.get("code") for s in objects(resource.get("series")) for m in [s.get("modality") or {}]}
+        modalities = {
+            m.get("code") for s in objects(resource.get("series")) for m in [s.get("modality") or {}]
+        }
         words = f"{' '.join(str(m) for m in modalities if m)} {words} {resource.get('description') or ''}"
     return codesets.imaging_kind_by_text(words) if words.strip() else None
 
 
-def map_imaging(resources: Iterable[JsonObject], codesets: CodeSets, issues: list[ParseIssue]) -> tuple[ImagingFact, ...]:
+def map_imaging(
+    resources: Iterable[JsonObject], codesets: CodeSets, issues: list[ParseIssue]
+) -> tuple[ImagingFact, ...]:
     facts: list[ImagingFact] = []
     for resource in resources:
         if resource.get("status") in _EXCLUDED_STATUSES:

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from fhir_mappings.codesets import CodeSets, DrugInfo
-from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, obj, objects, reference_of, text
+from fhir_mappings.json_access import (
+    JsonObject,
+    codings,
+    concept_text,
+    first_date,
+    obj,
+    objects,
+    reference_of,
+    text,
+)
 from fhir_mappings.parsing import validation_problem
 from rules.facts import Evidence, MedicationFact, ParseIssue
 
@@ -42,7 +51,9 @@ def medication_concept(resource: JsonObject, medications: Mapping[str, JsonObjec
 
 
 def identify(concept: JsonObject, codesets: CodeSets) -> DrugInfo | None:
-    candidates = [info for system, code, _ in codings(concept) if (info := codesets.drug_by_code(system, code))]
+    candidates = [
+        info for system, code, _ in codings(concept) if (info := codesets.drug_by_code(system, code))
+    ]
     if candidates:
         return min(candidates, key=lambda info: _PRIORITY[info.matched_by])
     words = concept_text(concept)

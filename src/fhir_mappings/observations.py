@@ -17,9 +17,20 @@ EXCLUDED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered"})
 
 # Factor to the rules' unit, keyed by UCUM code or unit text (lower-cased).
 _PLATELET_UNITS = {
-    "10*3/ul": 1.0, "10^3/ul": 1.0, "k/ul": 1.0, "x10e3/ul": 1.0, "thou/ul": 1.0, "10*3/mm3": 1.0,
-    "10*9/l": 1.0, "10^9/l": 1.0, "g/l": 1.0, "x10e9/l": 1.0,
-    "/ul": 0.001, "1/ul": 0.001, "/mm3": 0.001, "cells/ul": 0.001,
+    "10*3/ul": 1.0,
+    "10^3/ul": 1.0,
+    "k/ul": 1.0,
+    "x10e3/ul": 1.0,
+    "thou/ul": 1.0,
+    "10*3/mm3": 1.0,
+    "10*9/l": 1.0,
+    "10^9/l": 1.0,
+    "g/l": 1.0,
+    "x10e9/l": 1.0,
+    "/ul": 0.001,
+    "1/ul": 0.001,
+    "/mm3": 0.001,
+    "cells/ul": 0.001,
 }
 _UNITLESS = {"", "1", "{ratio}", "{inr}", "inr", "{score}", "score", "{t-score}", "t-score", "{sd}", "sd"}
 _PERCENT = {"%", "percent", "% predicted", "%{predicted}"}
@@ -71,7 +82,11 @@ def _positive(resource: JsonObject) -> bool | None:
             if code in _POSITIVE_CODES:
                 return True
     if words:
-        return any(w in words for w in _POSITIVE_WORDS) and "not detected" not in words and "negative" not in words
+        return (
+            any(w in words for w in _POSITIVE_WORDS)
+            and "not detected" not in words
+            and "negative" not in words
+        )
     return None
 
 
@@ -88,14 +103,22 @@ def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> La
         positive = _positive(resource)
         if positive is None:
             return None
-        return LabResult(kind=kind, value=1.0 if positive else 0.0, unit="qualitative", effective=effective,
-                         evidence=evidence, positive=positive)
+        return LabResult(
+            kind=kind,
+            value=1.0 if positive else 0.0,
+            unit="qualitative",
+            effective=effective,
+            evidence=evidence,
+            positive=positive,
+        )
     if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
         return None  # no numeric value (e.g. "cancelled", dataAbsentReason): nothing to compare
     unit = text(quantity.get("code")) or text(quantity.get("unit")) or ""
     converted = normalised_value(kind, float(raw_value), unit)
     if converted is None:
-        issues.append(ParseIssue(reference=reference_of(resource), problem=f"{kind} unit {unit!r} not understood"))
+        issues.append(
+            ParseIssue(reference=reference_of(resource), problem=f"{kind} unit {unit!r} not understood")
+        )
         return None
     value, rules_unit = converted
     display_value = f"{display}: {value:g} {rules_unit}"

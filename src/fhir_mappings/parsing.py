@@ -48,7 +48,9 @@ def validation_problem(resource: JsonObject) -> ParseIssue | None:
     """None when the resource is valid R4; otherwise what is wrong with it (no values quoted)."""
     resource_type = resource.get("resourceType")
     if resource_type not in _MODULES:
-        return ParseIssue(reference=reference_of(resource), problem=f"unexpected resource type {resource_type!r}")
+        return ParseIssue(
+            reference=reference_of(resource), problem=f"unexpected resource type {resource_type!r}"
+        )
     try:
         _model(str(resource_type)).model_validate(resource)
     except ValidationError as error:
@@ -56,5 +58,7 @@ def validation_problem(resource: JsonObject) -> ParseIssue | None:
         fields = sorted({".".join(str(p) for p in e["loc"][:3]) for e in error.errors()})[:5]
         return ParseIssue(reference=reference_of(resource), problem=f"invalid FHIR R4 at {', '.join(fields)}")
     except (TypeError, ValueError) as error:
-        return ParseIssue(reference=reference_of(resource), problem=f"invalid FHIR R4: {type(error).__name__}")
+        return ParseIssue(
+            reference=reference_of(resource), problem=f"invalid FHIR R4: {type(error).__name__}"
+        )
     return None

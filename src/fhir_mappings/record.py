@@ -82,7 +82,9 @@ def build_facts(
         labs=map_observations(_unique(record.of("Observation")), codesets, issues),
         medications=map_medications(medication_resources, medications, codesets, issues),
         allergies=map_allergies(_unique(record.of("AllergyIntolerance")), codesets, issues),
-        imaging=map_imaging(_unique(record.of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, issues),
+        imaging=map_imaging(
+            _unique(record.of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, issues
+        ),
         gaps=tuple(record.gaps),
         parse_issues=tuple(issues),
     )

@@ -32,7 +32,9 @@ def _condition_finding(
 
 
 def spinal_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
-    return _condition_finding(facts, "spinal-infection", ("spinal-infection",), "critical", ("S6", "S1", "S9"))
+    return _condition_finding(
+        facts, "spinal-infection", ("spinal-infection",), "critical", ("S6", "S1", "S9")
+    )
 
 
 def systemic_infection(facts: ClinicalFacts, t: Thresholds) -> Finding | None:

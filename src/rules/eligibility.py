@@ -20,7 +20,12 @@ INDICATION_GROUPS = (
     "primary-spine-tumor",
     "vertebral-hemangioma",
 )
-FRACTURE_GROUPS = ("osteoporotic-vcf", "collapsed-vertebra", "neoplastic-fracture", "traumatic-vertebral-fracture")
+FRACTURE_GROUPS = (
+    "osteoporotic-vcf",
+    "collapsed-vertebra",
+    "neoplastic-fracture",
+    "traumatic-vertebral-fracture",
+)
 NEOPLASTIC_GROUPS = ("myeloma", "bone-metastasis", "primary-spine-tumor", "neoplastic-fracture")
 
 
@@ -60,7 +65,9 @@ def imaging(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     if facts.is_missing(DataCategory.IMAGING):
         return _unknown("imaging", DataCategory.IMAGING)
     spine = sorted(
-        (i for i in facts.imaging if i.kind in ("mri-spine", "ct-spine")), key=lambda i: i.performed, reverse=True
+        (i for i in facts.imaging if i.kind in ("mri-spine", "ct-spine")),
+        key=lambda i: i.performed,
+        reverse=True,
     )
     if not spine:
         return Criterion(
@@ -168,7 +175,9 @@ def fracture_age(facts: ClinicalFacts, t: Thresholds) -> Criterion:
                 explanation=f"only a healed or old fracture is coded ({healed[0].display})",
                 evidence=tuple(c.evidence for c in healed),
             )
-        return Criterion(criterion="fracture-age", outcome="unknown", explanation="fracture onset date not recorded")
+        return Criterion(
+            criterion="fracture-age", outcome="unknown", explanation="fracture onset date not recorded"
+        )
     condition, onset_date = onset
     age_days = (facts.today - onset_date).days
     met = age_days <= t.fracture_age_warning_days
@@ -176,7 +185,9 @@ def fracture_age(facts: ClinicalFacts, t: Thresholds) -> Criterion:
         criterion="fracture-age",
         outcome="met" if met else "not-met",
         explanation=f"fracture {age_days} days old (onset {onset_date})"
-        + ("" if met else f"; over {t.fracture_age_warning_days} days it may be healed: confirm edema on MRI"),
+        + (
+            "" if met else f"; over {t.fracture_age_warning_days} days it may be healed: confirm edema on MRI"
+        ),
         evidence=(condition.evidence,),
     )
 
@@ -202,10 +213,18 @@ def kyphoplasty_timing(facts: ClinicalFacts, t: Thresholds) -> Criterion:
 def eligibility(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     if facts.order is None:
         return None
-    criteria = [indication(facts), imaging(facts, t), pain(facts, t), conservative_care(facts, t), fracture_age(facts, t)]
+    criteria = [
+        indication(facts),
+        imaging(facts, t),
+        pain(facts, t),
+        conservative_care(facts, t),
+        fracture_age(facts, t),
+    ]
     if facts.order.procedure == "kyphoplasty":
         criteria.append(kyphoplasty_timing(facts, t))
-    counts = {outcome: sum(c.outcome == outcome for c in criteria) for outcome in ("met", "not-met", "unknown")}
+    counts = {
+        outcome: sum(c.outcome == outcome for c in criteria) for outcome in ("met", "not-met", "unknown")
+    }
     cutoff = facts.today - timedelta(days=t.imaging_lookback_days)
     return Finding(
         rule="eligibility",

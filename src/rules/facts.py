@@ -190,4 +190,6 @@ class ClinicalFacts(_Fact):
 
     def labs_of(self, kind: LabKind) -> tuple[LabResult, ...]:
         """Results of one kind, newest first."""
-        return tuple(sorted((r for r in self.labs if r.kind == kind), key=lambda r: r.effective, reverse=True))
+        return tuple(
+            sorted((r for r in self.labs if r.kind == kind), key=lambda r: r.effective, reverse=True)
+        )

@@ -13,7 +13,9 @@ from rules.thresholds import Thresholds
 def osteoporosis_follow_up(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     """CMS LCD and RAND/UCLA: refer for BMD and osteoporosis treatment after an osteoporotic VCF."""
     fractures = facts.conditions_in("osteoporotic-vcf")
-    if not fractures and not (facts.conditions_in("osteoporosis") and facts.conditions_in("collapsed-vertebra")):
+    if not fractures and not (
+        facts.conditions_in("osteoporosis") and facts.conditions_in("collapsed-vertebra")
+    ):
         return None
     cutoff = facts.today - timedelta(days=t.dxa_lookback_days)
     has_recent_dxa = any(i.kind == "dxa" and i.performed >= cutoff for i in facts.imaging) or any(

@@ -57,7 +57,9 @@ def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | N
             )
         return _days(holds.dabigatran_hold_days, renal_note, "dabigatran_hold_days")
     if drug.drug_class == "lmwh":
-        return HoldAdvice(holds.lmwh_therapeutic_hold_hours, f"{name}, therapeutic dose", "lmwh_therapeutic_hold_hours")
+        return HoldAdvice(
+            holds.lmwh_therapeutic_hold_hours, f"{name}, therapeutic dose", "lmwh_therapeutic_hold_hours"
+        )
     if drug.drug_class == "heparin":
         return HoldAdvice(holds.heparin_hold_hours, name, "heparin_hold_hours")
     if drug.drug_class == "fondaparinux":

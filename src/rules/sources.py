@@ -80,6 +80,11 @@ _ALL = (
         url="https://www.cms.gov/medicare/coding-billing/icd-10-codes",
     ),
     Source(
+        id="S15",
+        label="ICD-10-PCS 2025 and GEMs (CMS)",
+        url="https://www.cms.gov/medicare/coding-billing/icd-10-codes",
+    ),
+    Source(
         id="S16",
         label="DICOM PS3.16 CID 7603 Vertebra",
         url="https://dicom.nema.org/medical/dicom/current/output/chtml/part16/sect_CID_7603.html",

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.support.fhir_server import (
     FhirServer,
     ensure_sekmet_venv,

@@ -79,5 +79,8 @@ async def feedback(service_id: str, request: Request) -> Response:
     new, duplicates = await run_in_threadpool(
         store_feedback, request.app.state.database, service.id, list(parsed.feedback)
     )
-    log.info("feedback stored", extra={"service": service.id, "feedback_new": new, "feedback_duplicates": duplicates})
+    log.info(
+        "feedback stored",
+        extra={"service": service.id, "feedback_new": new, "feedback_duplicates": duplicates},
+    )
     return _json({"received": len(parsed.feedback), "stored": new, "duplicates": duplicates})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
@@ -21,9 +22,7 @@ def readyz(request: Request) -> dict[str, str] | Response:
     try:
         with request.app.state.database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception:  # noqa: BLE001 — any database failure means not ready
-        import orjson
-
+    except Exception:
         body = operation_outcome("transient", "database unreachable")
         return Response(orjson.dumps(body), status_code=503, media_type="application/fhir+json")
     return {"status": "ready"}

@@ -34,7 +34,10 @@ def upgrade() -> None:
         "cards",
         sa.Column("uuid", sa.String(64), primary_key=True),
         sa.Column(
-            "evaluation_id", sa.String(36), sa.ForeignKey("evaluations.id", ondelete="CASCADE"), nullable=False,
+            "evaluation_id",
+            sa.String(36),
+            sa.ForeignKey("evaluations.id", ondelete="CASCADE"),
+            nullable=False,
             index=True,
         ),
         sa.Column("rule", sa.String(64), nullable=False, index=True),
