@@ -12,11 +12,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from sqlalchemy import func, select
 
 from cds_service.tables import EvaluationRow, FeedbackRow
 from tests.conformance.spec_checks import is_uuid, response_problems
-from tests.support.app import sample
+from tests.support.app import client_for, make_app, sample
 from tests.support.fhir_server import free_port
 
 SELECT = "/cds-services/vertebral-augmentation-select"
@@ -428,8 +429,6 @@ def test_s4_cards_are_sorted_most_severe_first(select_response: dict[str, Any]) 
 
 
 def test_s4_suggested_resources_are_valid_fhir_r4(select_response: dict[str, Any]) -> None:
-    from fhir.resources.R4B.servicerequest import ServiceRequest
-
     actions = [a for c in select_response["cards"] for s in c.get("suggestions", []) for a in s["actions"]]
     assert actions
     for action in actions:
@@ -608,8 +607,6 @@ def test_s7_unsupported_media_type_gets_415(client: TestClient) -> None:
 
 
 def test_s7_too_large_body_gets_413(tmp_path: Any) -> None:
-    from tests.support.app import client_for, make_app
-
     with client_for(make_app(tmp_path, max_request_bytes=2000)) as small:
         assert_outcome(small.post(SELECT, json=select_body()), 413)
 

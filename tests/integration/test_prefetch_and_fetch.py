@@ -1,0 +1,640 @@
+"""Prefetch and the FHIR fetch fallback, end to end against a real FHIR server (CDS Hooks 2.0 §Prefetch).
+
+A Synthea patient on warfarin (Hallie_Hoeger) is loaded into the session's SEKMET servers, with a COPD
+Condition added, and a three-level kyphoplasty is the draft order: with all her data the service must
+say `anticoagulant-active` and `copd-multilevel`, whether the data came by prefetch, by fetching from
+`fhirServer`, or by a mix. What was prefetched, fetched or failed is read back from the stored
+evaluation row. A down server, a wrong token, paging, the page cap and parallel fetching are covered
+too; the parallel check uses a tiny slow FHIR stand-in on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from cds_service.discovery import SELECT_SERVICE_ID, prefetch_keys
+from cds_service.fhir_client import FetchLimits, FetchResult, FhirFetcher
+from cds_service.tables import EvaluationRow
+from fhir_mappings.codesets import default_codesets
+from tests.conftest import INTEGRATION_TOKEN
+from tests.support.app import client_for, make_app
+from tests.support.fhir_server import FhirServer, free_port, load_synthea, next_link
+from tests.support.hook_requests import (
+    SNOMED,
+    active_condition,
+    augmentation_order,
+    order_select,
+    searchset,
+)
+
+SELECT_URL = f"/cds-services/{SELECT_SERVICE_ID}"
+PATIENT_FIXTURE = "Hallie_Hoeger"  # an active warfarin MedicationRequest (RxNorm 855332)
+COPD_CONDITION_ID = "itest-pf-copd"
+ORDER_ID = "itest-pf-kyphoplasty"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+WARFARIN_5MG = "855332"
+
+KEYS = prefetch_keys(default_codesets())
+FETCHABLE = tuple(k.key for k in KEYS if not k.needs_encounter)
+"""Every prefetch key a call without an encounterId asks for (nine: all but `encounter`)."""
+
+EXPECTED_RULES = {"anticoagulant-active", "copd-multilevel"}
+
+needs_synthea = pytest.mark.fixtures
+
+
+# --------------------------------------------------------------------------- the service under test
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    client: TestClient
+
+    def call(self, body: dict[str, Any]) -> httpx.Response:
+        return self.client.post(SELECT_URL, json=body)
+
+    def timed_call(self, body: dict[str, Any]) -> tuple[httpx.Response, float]:
+        started = time.perf_counter()
+        response = self.call(body)
+        return response, time.perf_counter() - started
+
+    def stored_data(self, hook_instance: str) -> dict[str, Any]:
+        """`data` of the one evaluation row stored for this hook call."""
+        with self.app.state.database.engine.connect() as connection:
+            rows = (
+                connection.execute(
+                    select(EvaluationRow.data).where(EvaluationRow.hook_instance == hook_instance)
+                )
+                .scalars()
+                .all()
+            )
+        assert len(rows) == 1, f"expected one stored evaluation for {hook_instance}, found {len(rows)}"
+        data: dict[str, Any] = rows[0]
+        return data
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    """Start the app with the given settings (a temporary SQLite store); stopped after the test."""
+    clients: list[TestClient] = []
+
+    def start(**settings: Any) -> Service:
+        app = make_app(tmp_path / f"app{len(clients)}", **settings)
+        client = client_for(app)
+        client.__enter__()
+        clients.append(client)
+        return Service(app, client)
+
+    yield start
+    for client in reversed(clients):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def service(start_service: Callable[..., Service]) -> Service:
+    return start_service()
+
+
+def rule_ids(response: httpx.Response) -> set[str]:
+    return {card["source"]["topic"]["code"] for card in response.json()["cards"]}
+
+
+def card(response: httpx.Response, rule: str) -> dict[str, Any]:
+    found = [c for c in response.json()["cards"] if c["source"]["topic"]["code"] == rule]
+    assert len(found) == 1, f"expected one {rule} card, got {rule_ids(response)}"
+    return found[0]
+
+
+def not_checked(data_card: dict[str, Any]) -> set[str]:
+    """The checks a `data-unavailable` card says were not made (its "Not checked: …." line)."""
+    line = next(part for part in data_card["detail"].split("\n") if part.startswith("Not checked: "))
+    return {item.strip() for item in line.removeprefix("Not checked: ").rstrip(".").split(",")}
+
+
+def assert_operation_outcome(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["resourceType"] == "OperationOutcome"
+    assert body["issue"]
+    assert body["issue"][0]["severity"] in ("error", "fatal")
+    return body
+
+
+# --------------------------------------------------------------------------- the patient on the servers
+
+
+def _load_with_copd(server: FhirServer, bundle: dict[str, Any]) -> str:
+    patient_id = server.load_patient(bundle)
+    server.put(active_condition(COPD_CONDITION_ID, patient_id, "J44.9", display="COPD, unspecified"))
+    return patient_id
+
+
+@pytest.fixture(scope="module")
+def synthea_bundle(synthea_dir: Path) -> dict[str, Any]:
+    return load_synthea(PATIENT_FIXTURE)
+
+
+@pytest.fixture(scope="module")
+def patient_id(fhir_server: FhirServer, synthea_bundle: dict[str, Any]) -> str:
+    return _load_with_copd(fhir_server, synthea_bundle)
+
+
+@pytest.fixture(scope="module")
+def token_patient_id(fhir_server_with_token: FhirServer, synthea_bundle: dict[str, Any]) -> str:
+    return _load_with_copd(fhir_server_with_token, synthea_bundle)
+
+
+def run_template(server: FhirServer, template: str, patient_id: str) -> dict[str, Any]:
+    """What an EHR would prefetch: the template's query on the server, every page in one Bundle."""
+    query = template.replace("{{context.patientId}}", patient_id)
+    response = server.client.get(f"{server.base_url}/{query}")  # the query may hold "http://" itself
+    assert response.status_code == 200, f"{query} -> {response.status_code}: {response.text[:500]}"
+    body: dict[str, Any] = response.json()
+    if body.get("resourceType") != "Bundle":
+        return body
+    resources = [e["resource"] for e in body.get("entry", [])]
+    for _ in range(100):
+        url = next_link(body)
+        if url is None:
+            return searchset(resources)
+        body = server.client.get(url).json()
+        resources += [e["resource"] for e in body.get("entry", [])]
+    raise AssertionError(f"more than 100 pages for {query}")
+
+
+def full_prefetch_from(server: FhirServer, patient_id: str) -> dict[str, Any]:
+    return {
+        key.key: run_template(server, key.template, patient_id) for key in KEYS if not key.needs_encounter
+    }
+
+
+@pytest.fixture(scope="module")
+def full_prefetch(fhir_server: FhirServer, patient_id: str) -> dict[str, Any]:
+    prefetch = full_prefetch_from(fhir_server, patient_id)
+    # The data the expected cards rest on is really there (no test below passes on an empty record).
+    orders = [e["resource"] for e in prefetch["medicationRequests"]["entry"]]
+    assert any(
+        c.get("system") == RXNORM and c.get("code") == WARFARIN_5MG
+        for o in orders
+        if o["resourceType"] == "MedicationRequest" and o["status"] == "active"
+        for c in o.get("medicationCodeableConcept", {}).get("coding", [])
+    )
+    assert COPD_CONDITION_ID in {e["resource"]["id"] for e in prefetch["conditions"]["entry"]}
+    return prefetch
+
+
+def kyphoplasty(patient_id: str) -> dict[str, Any]:
+    return augmentation_order(ORDER_ID, patient_id, ("T11", "T12", "L1"))
+
+
+def baseline_rules(service: Service, patient_id: str, prefetch: dict[str, Any]) -> set[str]:
+    """Rule ids with every key prefetched and no fhirServer: what the other paths must reproduce."""
+    response = service.call(order_select(patient_id, kyphoplasty(patient_id), prefetch=prefetch))
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert rules >= EXPECTED_RULES
+    return rules
+
+
+# --------------------------------------------------------------------------- 1-5: prefetch, fetch, mixes
+
+
+@needs_synthea
+def test_full_prefetch_without_fhir_server_gives_the_cards_and_fetches_nothing(
+    service: Service, patient_id: str, full_prefetch: dict[str, Any]
+) -> None:
+    body = order_select(patient_id, kyphoplasty(patient_id), prefetch=full_prefetch)
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert rules >= EXPECTED_RULES
+    assert "data-unavailable" not in rules
+    data = service.stored_data(body["hookInstance"])
+    assert data["fetched"] == []
+    assert data["failed"] == []
+    assert sorted(data["prefetched"]) == sorted(FETCHABLE)
+
+
+@needs_synthea
+def test_no_prefetch_fetches_every_key_and_gives_the_same_cards(
+    service: Service, fhir_server: FhirServer, patient_id: str, full_prefetch: dict[str, Any]
+) -> None:
+    expected = baseline_rules(service, patient_id, full_prefetch)
+    body = order_select(patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url)
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    assert rule_ids(response) == expected
+    data = service.stored_data(body["hookInstance"])
+    assert sorted(data["fetched"]) == sorted(FETCHABLE)
+    assert data["prefetched"] == []
+    assert data["failed"] == []
+
+
+@needs_synthea
+def test_partial_prefetch_fetches_exactly_the_missing_keys(
+    service: Service, fhir_server: FhirServer, patient_id: str, full_prefetch: dict[str, Any]
+) -> None:
+    expected = baseline_rules(service, patient_id, full_prefetch)
+    given = ("conditions", "observations")
+    prefetch = {key: full_prefetch[key] for key in given}
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, prefetch=prefetch
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    assert rule_ids(response) == expected
+    data = service.stored_data(body["hookInstance"])
+    assert sorted(data["prefetched"]) == sorted(given)
+    assert sorted(data["fetched"]) == sorted(set(FETCHABLE) - set(given))
+    assert data["failed"] == []
+
+
+@needs_synthea
+def test_prefetch_null_means_no_data_and_is_not_fetched(
+    service: Service, fhir_server: FhirServer, patient_id: str
+) -> None:
+    body = order_select(
+        patient_id,
+        kyphoplasty(patient_id),
+        fhir_server=fhir_server.base_url,
+        prefetch={"medicationRequests": None},
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert "anticoagulant-active" not in rules
+    assert "copd-multilevel" in rules  # the other keys were fetched and used
+    assert "data-unavailable" not in rules  # null is "no data", not a gap
+    data = service.stored_data(body["hookInstance"])
+    assert data["prefetch_null"] == ["medicationRequests"]
+    assert "medicationRequests" not in data["fetched"]
+    assert sorted(data["fetched"]) == sorted(set(FETCHABLE) - {"medicationRequests"})
+
+
+_OUTCOME = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "timeout", "diagnostics": "EHR prefetch timed out"}],
+}
+
+
+@needs_synthea
+@pytest.mark.parametrize(
+    "error_value",
+    [
+        pytest.param(_OUTCOME, id="operation-outcome"),
+        pytest.param(
+            {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": _OUTCOME}]},
+            id="bundle-of-operation-outcomes",
+        ),
+    ],
+)
+def test_prefetch_operation_outcome_is_fetched_instead(
+    service: Service,
+    fhir_server: FhirServer,
+    patient_id: str,
+    full_prefetch: dict[str, Any],
+    error_value: dict[str, Any],
+) -> None:
+    prefetch = {**full_prefetch, "medicationRequests": error_value}
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, prefetch=prefetch
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert "anticoagulant-active" in rules
+    assert "data-unavailable" not in rules
+    data = service.stored_data(body["hookInstance"])
+    assert data["prefetch_errors"] == ["medicationRequests"]
+    assert data["fetched"] == ["medicationRequests"]
+    assert "medicationRequests" not in data["prefetched"]
+
+
+# --------------------------------------------------------------------------- 6: the bearer token
+
+
+@needs_synthea
+def test_fetch_sends_the_bearer_token(
+    service: Service, fhir_server_with_token: FhirServer, token_patient_id: str
+) -> None:
+    body = order_select(
+        token_patient_id,
+        kyphoplasty(token_patient_id),
+        fhir_server=fhir_server_with_token.base_url,
+        access_token=INTEGRATION_TOKEN,
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    assert rule_ids(response) >= EXPECTED_RULES
+    data = service.stored_data(body["hookInstance"])
+    assert sorted(data["fetched"]) == sorted(FETCHABLE)
+    assert data["failed"] == []
+
+
+@needs_synthea
+@pytest.mark.parametrize("token", ["wrong-token-itest", None], ids=["wrong-token", "no-authorization"])
+def test_rejected_token_with_nothing_prefetched_is_412(
+    service: Service, fhir_server_with_token: FhirServer, token_patient_id: str, token: str | None
+) -> None:
+    body = order_select(
+        token_patient_id,
+        kyphoplasty(token_patient_id),
+        fhir_server=fhir_server_with_token.base_url,
+        access_token=token,
+    )
+
+    response = service.call(body)
+
+    assert_operation_outcome(response, 412)
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    if token is not None:
+        assert token not in response.text
+
+
+@needs_synthea
+def test_rejected_token_with_conditions_prefetched_is_200_with_data_unavailable(
+    service: Service, fhir_server_with_token: FhirServer, token_patient_id: str
+) -> None:
+    conditions = run_template(
+        fhir_server_with_token, next(k.template for k in KEYS if k.key == "conditions"), token_patient_id
+    )
+    token = "wrong-token-itest"
+    body = order_select(
+        token_patient_id,
+        kyphoplasty(token_patient_id),
+        fhir_server=fhir_server_with_token.base_url,
+        access_token=token,
+        prefetch={"conditions": conditions},
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert "data-unavailable" in rules
+    assert "copd-multilevel" in rules  # the prefetched conditions were used
+    assert "anticoagulant-active" not in rules  # medications could not be read
+    assert {"anticoagulants", "INR"} <= not_checked(card(response, "data-unavailable"))
+    assert token not in response.text
+    data = service.stored_data(body["hookInstance"])
+    assert data["prefetched"] == ["conditions"]
+    assert sorted(data["failed"]) == sorted(set(FETCHABLE) - {"conditions"})
+    assert data["fetched"] == []
+
+
+# --------------------------------------------------------------------------- 7-8: a FHIR server that is down
+
+
+def _down_server() -> str:
+    return f"http://127.0.0.1:{free_port()}/fhir"  # nothing listens there
+
+
+def test_down_fhir_server_and_no_prefetch_is_a_quick_412(start_service: Callable[..., Service]) -> None:
+    deadline = 3.0
+    service = start_service(fetch_deadline_seconds=deadline, fhir_request_timeout_seconds=2.0)
+    body = order_select("itest-pf-nobody", kyphoplasty("itest-pf-nobody"), fhir_server=_down_server())
+
+    response, elapsed = service.timed_call(body)
+
+    assert_operation_outcome(response, 412)
+    assert elapsed < deadline + 2.0
+
+
+def test_down_fhir_server_with_conditions_prefetched_says_what_was_not_checked(
+    start_service: Callable[..., Service],
+) -> None:
+    service = start_service(fetch_deadline_seconds=3.0, fhir_request_timeout_seconds=2.0)
+    patient = "itest-pf-nobody"
+    conditions = searchset([active_condition("itest-pf-copd-down", patient, "13645005", system=SNOMED)])
+    body = order_select(
+        patient, kyphoplasty(patient), fhir_server=_down_server(), prefetch={"conditions": conditions}
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    rules = rule_ids(response)
+    assert "copd-multilevel" in rules
+    unchecked = not_checked(card(response, "data-unavailable"))
+    assert {"anticoagulants", "antiplatelets", "INR", "platelets", "imaging confirmation"} <= unchecked
+    assert "cement / contrast allergy" in unchecked
+    assert not unchecked & {"indication", "fracture age", "infection", "bleeding disorder"}  # conditions read
+    data = service.stored_data(body["hookInstance"])
+    assert data["prefetched"] == ["conditions"]
+    assert sorted(data["failed"]) == sorted(set(FETCHABLE) - {"conditions"})
+
+
+# --------------------------------------------------------------------------- 9: paging
+
+
+def _spy_on_fetches(service: Service) -> list[dict[str, FetchResult]]:
+    """Record every `fetch_all` result of the app's fetcher (the instance attribute shadows the method)."""
+    fetcher: FhirFetcher = service.app.state.flow.fetcher
+    real = fetcher.fetch_all
+    calls: list[dict[str, FetchResult]] = []
+
+    def recording(*args: Any, **kwargs: Any) -> dict[str, FetchResult]:
+        results = real(*args, **kwargs)
+        calls.append(results)
+        return results
+
+    fetcher.fetch_all = recording  # type: ignore[method-assign]
+    return calls
+
+
+def _first_page(server: FhirServer, patient_id: str, count: int) -> dict[str, Any]:
+    page = server.search("Observation", {"patient": patient_id, "_count": str(count)})
+    assert len(page["entry"]) == count
+    assert next_link(page) is not None
+    return page
+
+
+@needs_synthea
+def test_prefetched_first_page_is_completed_by_following_next_links(
+    start_service: Callable[..., Service],
+    fhir_server: FhirServer,
+    patient_id: str,
+    full_prefetch: dict[str, Any],
+) -> None:
+    service = start_service(fetch_max_pages=100)
+    fetches = _spy_on_fetches(service)
+    total = fhir_server.count("Observation", patient_id)
+    page_size = 5
+    prefetch = {**full_prefetch, "observations": _first_page(fhir_server, patient_id, page_size)}
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, prefetch=prefetch
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    assert rule_ids(response) >= EXPECTED_RULES
+    data = service.stored_data(body["hookInstance"])
+    assert data["fetched"] == ["observations"]
+    assert "observations" in data["prefetched"]
+    assert data["failed"] == []
+    assert len(fetches) == 1
+    result = fetches[0]["observations"]
+    assert result.error is None
+    assert len(result.resources) == total - page_size
+    assert result.pages == math.ceil((total - page_size) / page_size)
+
+
+@needs_synthea
+def test_paging_past_the_page_cap_is_a_gap_not_a_silent_truncation(
+    start_service: Callable[..., Service],
+    fhir_server: FhirServer,
+    patient_id: str,
+    full_prefetch: dict[str, Any],
+) -> None:
+    service = start_service(fetch_max_pages=5)
+    prefetch = {**full_prefetch, "observations": _first_page(fhir_server, patient_id, 5)}
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, prefetch=prefetch
+    )
+
+    response = service.call(body)
+
+    assert response.status_code == 200, response.text
+    unavailable = card(response, "data-unavailable")
+    assert "more than 5 pages" in unavailable["detail"]
+    assert "INR" in not_checked(unavailable)
+    data = service.stored_data(body["hookInstance"])
+    assert data["failed"] == ["observations"]
+    assert data["fetched"] == []
+
+
+@needs_synthea
+def test_fetch_all_follows_next_links_to_every_observation(
+    fhir_server: FhirServer, patient_id: str, synthea_bundle: dict[str, Any]
+) -> None:
+    expected = {
+        e["resource"]["id"] for e in synthea_bundle["entry"] if e["resource"]["resourceType"] == "Observation"
+    }
+    fetcher = FhirFetcher(
+        FetchLimits(
+            request_timeout_seconds=10.0, deadline_seconds=30.0, max_pages=100, max_response_bytes=20_000_000
+        ),
+        workers=2,
+    )
+    try:
+        results = fetcher.fetch_all(
+            fhir_server.base_url, {"observations": f"Observation?patient={patient_id}&_count=20"}, None
+        )
+    finally:
+        fetcher.close()
+
+    result = results["observations"]
+    assert result.error is None
+    assert len(result.resources) == len(expected)
+    assert {r["id"] for r in result.resources} == expected
+    assert result.pages > 1
+    assert result.pages == math.ceil(len(expected) / 20)
+
+
+# --------------------------------------------------------------------------- 10: parallel fetching
+
+
+class _SlowFhirServer(ThreadingHTTPServer):
+    """A FHIR stand-in on 127.0.0.1: every GET waits `delay` seconds, then answers empty data."""
+
+    daemon_threads = True
+    request_queue_size = 64  # nine connections arrive at once
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowFhirHandler)
+        self.delay = delay
+        self.lock = threading.Lock()
+        self.open_requests = 0
+        self.max_open_requests = 0
+        self.paths: list[str] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/fhir"
+
+
+class _SlowFhirHandler(BaseHTTPRequestHandler):
+    server: _SlowFhirServer
+
+    def do_GET(self) -> None:
+        server = self.server
+        with server.lock:
+            server.open_requests += 1
+            server.max_open_requests = max(server.max_open_requests, server.open_requests)
+            server.paths.append(self.path)
+        try:
+            time.sleep(server.delay)
+            path = urlsplit(self.path).path
+            if path.startswith("/fhir/Patient/"):
+                answer: dict[str, Any] = {"resourceType": "Patient", "id": path.rsplit("/", 1)[-1]}
+            else:
+                answer = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+            payload = json.dumps(answer).encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/fhir+json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        finally:
+            with server.lock:
+                server.open_requests -= 1
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def slow_fhir() -> Iterator[_SlowFhirServer]:
+    server = _SlowFhirServer(delay=0.5)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_missing_keys_are_fetched_in_parallel(service: Service, slow_fhir: _SlowFhirServer) -> None:
+    patient = "itest-pf-parallel"
+    body = order_select(patient, kyphoplasty(patient), fhir_server=slow_fhir.base_url)
+
+    response, elapsed = service.timed_call(body)
+
+    assert response.status_code == 200, response.text
+    assert len(slow_fhir.paths) == len(FETCHABLE) == 9
+    assert len(FETCHABLE) * slow_fhir.delay >= 4.5  # one after another could not be faster than this
+    assert elapsed < 2 * slow_fhir.delay + 0.6, f"took {elapsed:.2f} s: fetched one after another?"
+    assert slow_fhir.max_open_requests >= 5
+    data = service.stored_data(body["hookInstance"])
+    assert sorted(data["fetched"]) == sorted(FETCHABLE)
