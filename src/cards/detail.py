@@ -72,8 +72,14 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
         else:
             parts.append("No planned date on the order: schedule the procedure after the hold.")
     if finding.rule == "data-unavailable":
-        parts.append(f"Not checked: {finding.values.get('checks')}.")
-        parts.append(f"Why: {finding.values.get('reasons')}.")
+        if finding.values.get("checks"):
+            parts.append(f"Not checked: {finding.values.get('checks')}.")
+            parts.append(f"Why: {finding.values.get('reasons')}.")
+        if finding.values.get("skipped"):
+            parts.append(
+                f"Skipped as unreadable ({finding.values.get('skipped_count')}): {finding.values.get('skipped')}. "
+                "Fix these records in the EHR; what they say was not considered."
+            )
     if finding.criteria:
         parts.append(
             "\n".join(criterion_line(c.criterion, c.outcome, c.explanation) for c in finding.criteria)

@@ -78,6 +78,13 @@ def _follow_up(f: Finding) -> str:
     return f"Osteoporotic fracture without {' or '.join(missing)}: plan bone health follow-up"
 
 
+def _data_unavailable(f: Finding) -> str:
+    if _v(f, "categories"):
+        return f"Could not read {_v(f, 'categories')}: some checks were not made"
+    count = _v(f, "skipped_count")
+    return f"{count} record{'s' if count != 1 else ''} could not be read and {'were' if count != 1 else 'was'} skipped: checks may be incomplete"
+
+
 SUMMARIES: dict[str, Callable[[Finding], str]] = {
     "anticoagulant-active": _anticoagulant,
     "antiplatelet-active": _antiplatelet,
@@ -119,7 +126,7 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
     "neoplastic-indication": lambda f: (
         f"Neoplastic indication ({_v(f, 'condition')}): consider biopsy and coordinate with oncology"
     ),
-    "data-unavailable": lambda f: f"Could not read {_v(f, 'categories')}: some checks were not made",
+    "data-unavailable": _data_unavailable,
 }
 
 

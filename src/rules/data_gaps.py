@@ -38,19 +38,23 @@ CHECKS_NEEDING: dict[DataCategory, tuple[str, ...]] = {
 
 
 def data_unavailable(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
-    if not facts.gaps:
+    """Data that could not be fetched, and resources that were skipped as unreadable."""
+    if not facts.gaps and not facts.parse_issues:
         return None
     categories = sorted({gap.category for gap in facts.gaps})
     checks: list[str] = []
     for category in categories:
         checks.extend(c for c in CHECKS_NEEDING[category] if c not in checks)
+    skipped = [f"{issue.reference} ({issue.problem})" for issue in facts.parse_issues[:10]]
     return Finding(
         rule="data-unavailable",
         indicator="warning",
         values={
-            "categories": ", ".join(categories),
-            "checks": ", ".join(checks),
-            "reasons": "; ".join(f"{gap.category}: {gap.reason}" for gap in facts.gaps),
+            "categories": ", ".join(categories) or None,
+            "checks": ", ".join(checks) or None,
+            "reasons": "; ".join(f"{gap.category}: {gap.reason}" for gap in facts.gaps) or None,
+            "skipped_count": len(facts.parse_issues),
+            "skipped": "; ".join(skipped) or None,
         },
         sources=("S17",),
     )

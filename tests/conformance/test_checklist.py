@@ -669,3 +669,32 @@ def test_s8_inferno_service_call_with_its_order_select_body_answers_200(client: 
 def test_s8_inferno_order_sign_response_has_system_actions(sign_response: dict[str, Any]) -> None:
     assert isinstance(sign_response["systemActions"], list)
     assert sign_response["systemActions"]
+
+
+# --- Bad input loses nothing: one malformed resource never sinks the call ---------------------
+
+
+def test_a_malformed_resource_is_skipped_and_named_while_the_rest_is_evaluated(client: TestClient) -> None:
+    body = select_body()
+    body["prefetch"]["medicationRequests"]["entry"].append(
+        {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": "broken-warfarin",
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {"text": "Warfarin 5 mg"},
+                "subject": {"reference": "Patient/sample-patient-1"},
+                "authoredOn": "not-a-date",
+            }
+        }
+    )
+    response = client.post(SELECT, json=body)
+    assert response.status_code == 200
+    cards = {c["source"]["topic"]["code"]: c for c in response.json()["cards"]}
+    assert "copd-multilevel" in cards
+    assert cards["anticoagulant-active"]["extension"]["vertebral-cds"]["findings"][0]["evidence"] == [
+        "MedicationRequest/med-apixaban"
+    ]
+    assert "MedicationRequest/broken-warfarin" in cards["data-unavailable"]["detail"]
+    assert "could not be read" in cards["data-unavailable"]["summary"]
