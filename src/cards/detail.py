@@ -14,7 +14,7 @@ _STENT_CAUTION = (
 ADVICE: dict[str, str] = {
     "anticoagulant-active": "Vertebral augmentation is a high bleeding-risk procedure (ASRA 2018, SIR 2019). "
     "Plan the interruption with the prescriber or anticoagulation clinic; bridging is rarely needed. "
-    + _STENT_CAUTION,
+    "Hold only after prescriber review.",
     "antiplatelet-active": _STENT_CAUTION,
     "inr-high": "Recheck the INR; correct it per the prescriber before the procedure (SIR 2019 target "
     "≤1.5–1.8 for high-risk procedures).",

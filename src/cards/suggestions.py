@@ -54,7 +54,7 @@ INR = _Order(
     "INR", _CATEGORIES["lab"], _coded(LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay")
 )
 PLATELETS = _Order(
-    "Platelet count",
+    "platelet count",
     _CATEGORIES["lab"],
     _coded(LOINC, "777-3", "Platelets [#/volume] in Blood by Automated count"),
 )
@@ -136,7 +136,6 @@ def suggestions_for(finding: Finding, ctx: OrderContext) -> list[Suggestion]:
     """The suggestions that fit one finding; an empty list when there is nothing to apply."""
     rule = finding.rule
     reason = f"Before vertebral augmentation ({rule})"
-    labs = _create("Order INR and platelet count", (INR, PLATELETS), ctx, reason, recommended=True)
     if rule == "coagulation-labs-missing":
         wanted = tuple(
             o
@@ -147,12 +146,12 @@ def suggestions_for(finding: Finding, ctx: OrderContext) -> list[Suggestion]:
             _create(f"Order {' and '.join(o.label for o in wanted)}", wanted, ctx, reason, recommended=True)
         ]
     if rule == "anticoagulant-active":
-        return [
-            labs,
-            _create(
-                "Anticoagulation clinic review", (_consult("Anticoagulation clinic"),), ctx, reason, False
-            ),
-        ]
+        review = _create(
+            "Anticoagulation clinic review", (_consult("Anticoagulation clinic"),), ctx, reason, False
+        )
+        if finding.values.get("on_vka"):  # INR on the day is what matters for a VKA; a DOAC needs time only
+            return [_create("Order INR for the day of the procedure", (INR,), ctx, reason, True), review]
+        return [review.model_copy(update={"is_recommended": True})]
     if rule == "inr-high":
         return [_create("Recheck INR", (INR,), ctx, reason, recommended=True)]
     if rule in ("platelets-low", "bleeding-disorder"):

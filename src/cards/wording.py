@@ -29,6 +29,11 @@ def fit(summary: str) -> str:
     return f"{cut}…"
 
 
+def _number(value: Scalar) -> str:
+    """A lab value as people write it: 20.4, 45, 1.6 (no float noise)."""
+    return f"{round(value, 1):g}" if isinstance(value, int | float) else str(value)
+
+
 def _v(finding: Finding, key: str) -> Scalar:
     return finding.values.get(key)
 
@@ -46,7 +51,8 @@ def _anticoagulant(f: Finding) -> str:
 def _antiplatelet(f: Finding) -> str:
     if _v(f, "aspirin_only"):
         return "On aspirin: usually continued for vertebral augmentation; decide with the operator"
-    return f"On {_v(f, 'drugs')}: consider holding {_v(f, 'hold')} if cardiology agrees (high bleeding risk)"
+    aspirin = "; continue aspirin unless the operator decides otherwise" if _v(f, "with_aspirin") else ""
+    return f"On {_v(f, 'drugs')}: consider holding {_v(f, 'hold')} if cardiology agrees{aspirin}"
 
 
 def _coagulation_missing(f: Finding) -> str:
@@ -60,13 +66,17 @@ def _coagulation_missing(f: Finding) -> str:
 def _eligibility(f: Finding) -> str:
     met, total = _v(f, "met"), _v(f, "total")
     if met == total:
-        return f"Eligibility: all {total} criteria for {_v(f, 'procedure')} documented"
+        return f"Eligibility: all {total} criteria for {_procedure(f)} documented"
     parts = [f"{met}/{total} criteria met"]
     if _v(f, "not_met"):
         parts.append(f"{_v(f, 'not_met')} not met")
     if _v(f, "unknown"):
         parts.append(f"{_v(f, 'unknown')} unknown")
-    return f"Eligibility for {_v(f, 'procedure')}: " + ", ".join(parts)
+    return f"Eligibility for {_procedure(f)}: " + ", ".join(parts)
+
+
+def _procedure(f: Finding) -> str:
+    return str(_v(f, "procedure")).replace("-", " ")
 
 
 def _follow_up(f: Finding) -> str:
@@ -89,12 +99,12 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
     "anticoagulant-active": _anticoagulant,
     "antiplatelet-active": _antiplatelet,
     "inr-high": lambda f: (
-        f"INR {_v(f, 'inr')} ({_v(f, 'date')}) is above "
+        f"INR {_number(_v(f, 'inr'))} ({_v(f, 'date')}) is above "
         f"{f.thresholds_used['inr_critical_max' if f.indicator == 'critical' else 'inr_warning_max']} "
         "for a high bleeding-risk procedure"
     ),
     "platelets-low": lambda f: (
-        f"Platelets {_v(f, 'platelets')} ×10⁹/L ({_v(f, 'date')}) below "
+        f"Platelets {_number(_v(f, 'platelets'))} ×10⁹/L ({_v(f, 'date')}) below "
         f"{f.thresholds_used['platelets_min_10e9_per_l']}: correct before the procedure"
     ),
     "coagulation-labs-missing": _coagulation_missing,

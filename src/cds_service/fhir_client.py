@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 JsonObject = dict[str, Any]
@@ -81,8 +82,9 @@ class FhirFetcher:
             for key, query in queries.items()
         }
         results: dict[str, FetchResult] = {}
+        give_up_at = deadline + 0.25  # one grace period for all queries, not one each
         for key, future in futures.items():
-            remaining = max(0.0, deadline - time.monotonic()) + 0.25
+            remaining = max(0.0, give_up_at - time.monotonic())
             try:
                 results[key] = future.result(timeout=remaining)
             except FutureTimeout:
@@ -132,8 +134,13 @@ class FhirFetcher:
                 if response.status_code != 200:
                     raise FetchFailed(f"FHIR server answered HTTP {response.status_code}")
                 content = self._read_capped(response, deadline)
-        except requests.Timeout as error:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as error:
             raise FetchFailed("FHIR server did not answer in time") from error
+        except (
+            urllib3.exceptions.HTTPError,
+            OSError,
+        ) as error:  # raised by raw reads, not wrapped by requests
+            raise FetchFailed(f"FHIR server connection failed ({type(error).__name__})") from error
         except requests.RequestException as error:
             raise FetchFailed(f"FHIR server unreachable ({type(error).__name__})") from error
         try:
@@ -145,9 +152,14 @@ class FhirFetcher:
         return parsed
 
     def _read_capped(self, response: requests.Response, deadline: float) -> bytes:
+        """Read what arrives, checking size and deadline after every read: a server that trickles one
+        byte at a time never trips a per-read timeout, and must not keep a pool thread past the deadline."""
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(chunk_size=65536):
+        while True:
+            chunk: bytes = response.raw.read1(65536, decode_content=True)
+            if not chunk:
+                break
             size += len(chunk)
             if size > self.limits.max_response_bytes:
                 raise FetchFailed(f"FHIR response larger than {self.limits.max_response_bytes} bytes")

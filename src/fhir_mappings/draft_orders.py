@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from fhir_mappings.codesets import CodeSets, ProcedureCode
+from fhir_mappings.codesets import CodeSets, ProcedureCode, canonical_system
 from fhir_mappings.json_access import (
     JsonObject,
     codings,
@@ -28,8 +28,14 @@ from rules.facts import DraftOrder, ProcedureKind, SpineRegion
 
 SNOMED = "http://snomed.info/sct"
 _LEVEL = r"([CTLS])\s?(\d{1,2})"
-_RANGE = re.compile(rf"\b{_LEVEL}\s*(?:-|–|to|through)\s*{_LEVEL}\b", re.IGNORECASE)
+_RANGE = re.compile(rf"\b{_LEVEL}\s*(?:-|–|to|through)\s*([CTLS])?\s?(\d{{1,2}})\b", re.IGNORECASE)
 _SINGLE = re.compile(rf"\b{_LEVEL}\b", re.IGNORECASE)
+# MRI sequence names look like vertebrae ("T2/STIR edema", "T1-weighted"): drop them before parsing.
+_MRI_SEQUENCE = re.compile(
+    r"\b(?:STIR\s*/\s*)?T[12]\s*(?:-?\s*weighted|W\b|/\s*STIR|\s+STIR|\s+FLAIR|\s+(?:hyper|hypo|iso)?intens\w*"
+    r"|\s+signal|\s+sequence\w*|\s+images?|\s+bright|\s+dark)",
+    re.IGNORECASE,
+)
 _SEGMENT_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 5}
 _SEGMENT_ORDER = "CTLS"
 
@@ -46,9 +52,10 @@ def _valid_level(segment: str, number: int) -> str | None:
 def levels_in_text(words: str) -> list[str]:
     """Vertebrae named in free text: `T12, L1`, `T11-L1`, `L2 to L4`."""
     found: list[str] = []
+    words = _MRI_SEQUENCE.sub(" ", words)
     for match in _RANGE.finditer(words):
         start = _valid_level(match.group(1), int(match.group(2)))
-        end = _valid_level(match.group(3), int(match.group(4)))
+        end = _valid_level(match.group(3) or match.group(1), int(match.group(4)))
         if start and end:
             found.extend(_levels_between(start, end))
     for match in _SINGLE.finditer(_RANGE.sub(" ", words)):
@@ -117,7 +124,7 @@ def _match(
     add_ons = 0
     for system, code, display in codings(concept):
         found = codesets.procedure(system, code)
-        if found is None and system == SNOMED and code in snomed_codes:
+        if found is None and canonical_system(system) == SNOMED and code in snomed_codes:
             found = ProcedureCode(
                 kind="vertebral-augmentation",
                 region=None,

@@ -23,7 +23,9 @@ def _concepts(resource: JsonObject) -> list[object]:
     if resource.get("resourceType") == "ImagingStudy":
         concepts: list[object] = list(objects(resource.get("procedureCode")))
         for series in objects(resource.get("series")):
-            concepts.append(series.get("bodySite"))
+            site = series.get("bodySite")  # a Coding in R4, not a CodeableConcept
+            if isinstance(site, dict):
+                concepts.append({"coding": [site], "text": site.get("display")})
         return concepts
     return [resource.get("code")]
 

@@ -18,6 +18,14 @@ EXCLUDED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered"})
 # Factor to the rules' unit, keyed by UCUM code or unit text (lower-cased).
 _PLATELET_UNITS = {
     "10*3/ul": 1.0,
+    "k/mcl": 1.0,
+    "10*3/mcl": 1.0,
+    "10^3/mcl": 1.0,
+    "x10^3/ul": 1.0,
+    "x10*3/ul": 1.0,
+    "10e3/ul": 1.0,
+    "thousand/ul": 1.0,
+    "/mcl": 0.001,
     "10^3/ul": 1.0,
     "k/ul": 1.0,
     "x10e3/ul": 1.0,
@@ -32,7 +40,20 @@ _PLATELET_UNITS = {
     "/mm3": 0.001,
     "cells/ul": 0.001,
 }
-_UNITLESS = {"", "1", "{ratio}", "{inr}", "inr", "{score}", "score", "{t-score}", "t-score", "{sd}", "sd"}
+_UNITLESS = {
+    "",
+    "1",
+    "{ratio}",
+    "ratio",
+    "{inr}",
+    "inr",
+    "{score}",
+    "score",
+    "{t-score}",
+    "t-score",
+    "{sd}",
+    "sd",
+}
 _PERCENT = {"%", "percent", "% predicted", "%{predicted}"}
 _RENAL = {"ml/min", "ml/min/{1.73_m2}", "ml/min/1.73m2", "ml/min/1.73 m2", "ml/min/{1.73m2}"}
 
@@ -97,6 +118,8 @@ def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> La
         return None
     quantity = obj(resource.get("valueQuantity"))
     raw_value = quantity.get("value")
+    if raw_value is None and isinstance(resource.get("valueInteger"), int):
+        raw_value, quantity = resource["valueInteger"], {}  # scores are often sent as plain integers
     display = concept_text(resource.get("code")) or kind
     evidence = Evidence(reference=reference_of(resource), display=display, recorded=effective)
     if kind == "hcg" and not isinstance(raw_value, int | float):
@@ -113,8 +136,13 @@ def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> La
         )
     if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
         return None  # no numeric value (e.g. "cancelled", dataAbsentReason): nothing to compare
-    unit = text(quantity.get("code")) or text(quantity.get("unit")) or ""
-    converted = normalised_value(kind, float(raw_value), unit)
+    spellings = [u for u in (text(quantity.get("code")), text(quantity.get("unit"))) if u] or [""]
+    unit = spellings[0]
+    converted = None
+    for spelling in spellings:  # the UCUM code first, then the human unit text
+        converted = normalised_value(kind, float(raw_value), spelling)
+        if converted is not None:
+            break
     if converted is None:
         issues.append(
             ParseIssue(reference=reference_of(resource), problem=f"{kind} unit {unit!r} not understood")

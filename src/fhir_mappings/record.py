@@ -19,8 +19,9 @@ from rules.facts import ClinicalFacts, DataGap, ParseIssue
 
 # Encounter.class codes (v3 ActCode) that mean the patient is in hospital: the LCD's pain threshold
 # is higher for hospitalised patients (S1).
-_INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC", "EMER", "OBSENC", "SS"})
+_INPATIENT_CLASSES = frozenset({"IMP", "ACUTE", "NONAC"})
 _OUTPATIENT_CLASSES = frozenset({"AMB", "VR", "HH", "FLD", "PRENC"})
+# EMER, OBSENC and SS are neither: the setting stays unknown and the card says which limit it used.
 
 
 @dataclass

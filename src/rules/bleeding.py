@@ -31,9 +31,12 @@ def anticoagulant_active(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         "room_for_hold": room,
         "renal_value": renal.value if renal else None,
         "renal_kind": renal.kind if renal else None,
+        "on_vka": any(d.drug_class == "vka" for d in drugs),
     }
     thresholds_used: dict[str, Scalar] = {
-        a.threshold_field: a.hours for _, a in advice if a.threshold_field is not None
+        a.threshold_field: getattr(t.hold_intervals, a.threshold_field)
+        for _, a in advice
+        if a.threshold_field is not None
     }
     evidence = tuple(d.evidence for d in drugs) + ((renal.evidence,) if renal else ())
     return Finding(
@@ -63,12 +66,17 @@ def antiplatelet_active(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         evidence=tuple(d.evidence for d in drugs),
         values={
             "drug": shown[0].ingredient,
-            "drugs": ", ".join(sorted({d.ingredient for d in drugs})),
+            "drugs": ", ".join(sorted({d.ingredient for d in shown})),
+            "with_aspirin": not aspirin_only and any(d.drug_class == "aspirin" for d in drugs),
             "aspirin_only": aspirin_only,
             "hold": longest.text if longest else None,
             "with_anticoagulant": with_anticoagulant,
         },
-        thresholds_used={a.threshold_field: a.hours for a in advice if a.threshold_field is not None},
+        thresholds_used={
+            a.threshold_field: getattr(t.hold_intervals, a.threshold_field)
+            for a in advice
+            if a.threshold_field is not None
+        },
         sources=("S2", "S3"),
     )
 

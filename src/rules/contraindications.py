@@ -52,7 +52,9 @@ def pregnancy(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     evidence: list[Evidence] = [c.evidence for c in facts.conditions_in("pregnancy")]
     recent = facts.today - timedelta(days=_HCG_RELEVANT_DAYS)
     hcg = [r for r in facts.labs_of("hcg") if r.positive and r.effective >= recent]
-    evidence.extend(r.evidence for r in hcg[:1])
+    evidence.extend(
+        r.evidence.model_copy(update={"display": f"positive hCG ({r.evidence.display})"}) for r in hcg[:1]
+    )
     if not evidence:
         return None
     return Finding(

@@ -225,10 +225,12 @@ def eligibility(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     counts = {
         outcome: sum(c.outcome == outcome for c in criteria) for outcome in ("met", "not-met", "unknown")
     }
+    # Kyphoplasty timing is information only (clinical-rules.md §5): it never makes the card a warning.
+    core_met = all(c.outcome == "met" for c in criteria if c.criterion != "kyphoplasty-timing")
     cutoff = facts.today - timedelta(days=t.imaging_lookback_days)
     return Finding(
         rule="eligibility",
-        indicator="info" if counts["met"] == len(criteria) else "warning",
+        indicator="info" if core_met else "warning",
         criteria=tuple(criteria),
         values={
             "met": counts["met"],

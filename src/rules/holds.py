@@ -35,7 +35,11 @@ def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | N
     """The interval for one drug; DOAC intervals depend on creatinine clearance (ACC/AHA 2023 Table 18)."""
     name = drug.ingredient
     crcl = renal.value if renal is not None else None
-    renal_note = f"CrCl {crcl:g} mL/min" if crcl is not None else "renal function unknown"
+    renal_note = (
+        f"CrCl {crcl:g} mL/min"
+        if crcl is not None
+        else "no recent creatinine clearance: the hold is longer if renal function is reduced"
+    )
     if drug.drug_class == "vka":
         return _days(holds.warfarin_hold_days, f"{name}; check INR on the day", "warfarin_hold_days")
     if name == "apixaban":

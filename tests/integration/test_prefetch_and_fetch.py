@@ -4,14 +4,15 @@ A Synthea patient on warfarin (Hallie_Hoeger) is loaded into the session's SEKME
 Condition added, and a three-level kyphoplasty is the draft order: with all her data the service must
 say `anticoagulant-active` and `copd-multilevel`, whether the data came by prefetch, by fetching from
 `fhirServer`, or by a mix. What was prefetched, fetched or failed is read back from the stored
-evaluation row. A down server, a wrong token, paging, the page cap and parallel fetching are covered
-too; the parallel check uses a tiny slow FHIR stand-in on 127.0.0.1.
+evaluation row. A down or hung server, a wrong token, paging, the page cap and parallel fetching are
+covered too; parallel fetching and stalled answers use a tiny FHIR stand-in on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,6 @@ from cds_service.discovery import SELECT_SERVICE_ID, prefetch_keys
 from cds_service.fhir_client import FetchLimits, FetchResult, FhirFetcher
 from cds_service.tables import EvaluationRow
 from fhir_mappings.codesets import default_codesets
-from tests.conftest import INTEGRATION_TOKEN
 from tests.support.app import client_for, make_app
 from tests.support.fhir_server import FhirServer, free_port, load_synthea, next_link
 from tests.support.hook_requests import (
@@ -347,7 +347,7 @@ def test_fetch_sends_the_bearer_token(
         token_patient_id,
         kyphoplasty(token_patient_id),
         fhir_server=fhir_server_with_token.base_url,
-        access_token=INTEGRATION_TOKEN,
+        access_token=fhir_server_with_token.token,  # the conftest's INTEGRATION_TOKEN
     )
 
     response = service.call(body)
@@ -426,6 +426,28 @@ def test_down_fhir_server_and_no_prefetch_is_a_quick_412(start_service: Callable
 
     assert_operation_outcome(response, 412)
     assert elapsed < deadline + 2.0
+
+
+@pytest.fixture
+def silent_fhir_base() -> Iterator[str]:
+    """A FHIR base URL on 127.0.0.1 that accepts connections and never answers (a hung server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # the kernel completes the handshakes; nobody ever reads or replies
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/fhir"
+
+
+def test_hung_fhir_server_is_cut_off_at_the_fetch_deadline(
+    start_service: Callable[..., Service], silent_fhir_base: str
+) -> None:
+    deadline = 2.0
+    service = start_service(fetch_deadline_seconds=deadline, fhir_request_timeout_seconds=30.0)
+    body = order_select("itest-pf-nobody", kyphoplasty("itest-pf-nobody"), fhir_server=silent_fhir_base)
+
+    response, elapsed = service.timed_call(body)
+
+    assert_operation_outcome(response, 412)
+    assert deadline - 0.5 < elapsed < deadline + 2.0  # the overall deadline, not the 30 s request timeout
 
 
 def test_down_fhir_server_with_conditions_prefetched_says_what_was_not_checked(
@@ -563,15 +585,21 @@ def test_fetch_all_follows_next_links_to_every_observation(
 # --------------------------------------------------------------------------- 10: parallel fetching
 
 
-class _SlowFhirServer(ThreadingHTTPServer):
-    """A FHIR stand-in on 127.0.0.1: every GET waits `delay` seconds, then answers empty data."""
+class _FhirStandIn(ThreadingHTTPServer):
+    """A FHIR stand-in on 127.0.0.1 that answers empty data after `delay` seconds.
+
+    With `drip` set it instead sends the headers and then one byte of body every 0.1 s until it is
+    stopped: a server that is alive but never finishes its answer.
+    """
 
     daemon_threads = True
     request_queue_size = 64  # nine connections arrive at once
 
-    def __init__(self, delay: float) -> None:
-        super().__init__(("127.0.0.1", 0), _SlowFhirHandler)
+    def __init__(self, delay: float, drip: bool = False) -> None:
+        super().__init__(("127.0.0.1", 0), _FhirStandInHandler)
         self.delay = delay
+        self.drip = drip
+        self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.open_requests = 0
         self.max_open_requests = 0
@@ -582,8 +610,8 @@ class _SlowFhirServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/fhir"
 
 
-class _SlowFhirHandler(BaseHTTPRequestHandler):
-    server: _SlowFhirServer
+class _FhirStandInHandler(BaseHTTPRequestHandler):
+    server: _FhirStandIn
 
     def do_GET(self) -> None:
         server = self.server
@@ -592,40 +620,69 @@ class _SlowFhirHandler(BaseHTTPRequestHandler):
             server.max_open_requests = max(server.max_open_requests, server.open_requests)
             server.paths.append(self.path)
         try:
-            time.sleep(server.delay)
-            path = urlsplit(self.path).path
-            if path.startswith("/fhir/Patient/"):
-                answer: dict[str, Any] = {"resourceType": "Patient", "id": path.rsplit("/", 1)[-1]}
+            if server.drip:
+                self._drip()
             else:
-                answer = {"resourceType": "Bundle", "type": "searchset", "entry": []}
-            payload = json.dumps(answer).encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Type", "application/fhir+json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+                time.sleep(server.delay)
+                self._answer()
         finally:
             with server.lock:
                 server.open_requests -= 1
+
+    def _answer(self) -> None:
+        path = urlsplit(self.path).path
+        if path.startswith("/fhir/Patient/"):
+            answer: dict[str, Any] = {"resourceType": "Patient", "id": path.rsplit("/", 1)[-1]}
+        else:
+            answer = {"resourceType": "Bundle", "type": "searchset", "entry": []}
+        payload = json.dumps(answer).encode("utf-8")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _drip(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        try:
+            self.wfile.write(b"{")
+            while not self.server.stopping.wait(0.1):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except OSError:
+            return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
 @pytest.fixture
-def slow_fhir() -> Iterator[_SlowFhirServer]:
-    server = _SlowFhirServer(delay=0.5)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
+def start_stand_in() -> Iterator[Callable[..., _FhirStandIn]]:
+    """Start FHIR stand-ins on 127.0.0.1; each is stopped (and its dripping answers ended) after the test."""
+    running: list[tuple[_FhirStandIn, threading.Thread]] = []
+
+    def start(delay: float = 0.0, drip: bool = False) -> _FhirStandIn:
+        server = _FhirStandIn(delay, drip)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
 
 
-def test_missing_keys_are_fetched_in_parallel(service: Service, slow_fhir: _SlowFhirServer) -> None:
+def test_missing_keys_are_fetched_in_parallel(
+    service: Service, start_stand_in: Callable[..., _FhirStandIn]
+) -> None:
+    slow_fhir = start_stand_in(delay=0.5)
     patient = "itest-pf-parallel"
     body = order_select(patient, kyphoplasty(patient), fhir_server=slow_fhir.base_url)
 
@@ -638,3 +695,47 @@ def test_missing_keys_are_fetched_in_parallel(service: Service, slow_fhir: _Slow
     assert slow_fhir.max_open_requests >= 5
     data = service.stored_data(body["hookInstance"])
     assert sorted(data["fetched"]) == sorted(FETCHABLE)
+
+
+# --------------------------------------------------------------------------- the deadline, for a server
+# that is alive but never finishes an answer (found while writing the tests above: see the reasons)
+
+
+def test_stalled_answers_are_cut_off_at_one_overall_deadline(
+    start_service: Callable[..., Service], start_stand_in: Callable[..., _FhirStandIn]
+) -> None:
+    deadline = 1.0
+    service = start_service(fetch_deadline_seconds=deadline, fhir_request_timeout_seconds=30.0)
+    dripping = start_stand_in(drip=True)
+    body = order_select("itest-pf-nobody", kyphoplasty("itest-pf-nobody"), fhir_server=dripping.base_url)
+
+    response, elapsed = service.timed_call(body)
+
+    assert_operation_outcome(response, 412)
+    assert len(dripping.paths) == len(FETCHABLE)
+    assert elapsed < deadline + 1.0, f"answered {elapsed - deadline:.2f} s after the fetch deadline"
+
+
+def test_stalled_answers_do_not_starve_later_fetches(
+    start_stand_in: Callable[..., _FhirStandIn],
+) -> None:
+    workers = 9
+    fetcher = FhirFetcher(
+        FetchLimits(
+            request_timeout_seconds=30.0, deadline_seconds=1.0, max_pages=5, max_response_bytes=20_000_000
+        ),
+        workers=workers,
+    )
+    dripping = start_stand_in(drip=True)
+    healthy = start_stand_in(delay=0.0)
+    try:
+        stalled = fetcher.fetch_all(
+            dripping.base_url, {f"q{i}": f"Observation?patient=p{i}" for i in range(workers)}, None
+        )
+        later = fetcher.fetch_all(healthy.base_url, {"conditions": "Condition?patient=p0"}, None)
+    finally:
+        fetcher.close()
+
+    assert all(result.error for result in stalled.values())  # the stalled queries fail, as they should
+    assert later["conditions"].error is None, later["conditions"].error
+    assert healthy.paths == ["/fhir/Condition?patient=p0"]
