@@ -77,7 +77,8 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
             parts.append(f"Why: {finding.values.get('reasons')}.")
         if finding.values.get("skipped"):
             parts.append(
-                f"Skipped as unreadable ({finding.values.get('skipped_count')}): {finding.values.get('skipped')}. "
+                f"Skipped as unreadable ({finding.values.get('skipped_count')}): "
+                f"{finding.values.get('skipped')}. "
                 "Fix these records in the EHR; what they say was not considered."
             )
     if finding.criteria:

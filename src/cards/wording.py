@@ -92,7 +92,11 @@ def _data_unavailable(f: Finding) -> str:
     if _v(f, "categories"):
         return f"Could not read {_v(f, 'categories')}: some checks were not made"
     count = _v(f, "skipped_count")
-    return f"{count} record{'s' if count != 1 else ''} could not be read and {'were' if count != 1 else 'was'} skipped: checks may be incomplete"
+    plural = count != 1
+    return (
+        f"{count} record{'s' if plural else ''} could not be read and {'were' if plural else 'was'} skipped: "
+        "checks may be incomplete"
+    )
 
 
 SUMMARIES: dict[str, Callable[[Finding], str]] = {

@@ -17,7 +17,7 @@ def severe_lung_disease(facts: ClinicalFacts, t: Thresholds) -> tuple[Evidence, 
     fev1 = latest_result(facts, "fev1-percent-predicted", t.lung_function_lookback_days).current
     if fev1 is not None and fev1.value < t.fev1_severe_percent_predicted:
         evidence.append(fev1.evidence)
-    spo2 = latest_result(facts, "spo2", t.lung_function_lookback_days).current
+    spo2 = latest_result(facts, "spo2", t.spo2_lookback_days).current
     if spo2 is not None and spo2.value < t.spo2_severe_percent:
         evidence.append(spo2.evidence)
     return tuple(evidence)

@@ -365,7 +365,16 @@ class Thresholds(BaseModel):
         le=3650,
         source="INSTITUTIONAL",
         verification="unverified",
-        description="FEV1 and SpO2 results older than this do not count.",
+        description="FEV1 results older than this do not count.",
+    )
+    spo2_lookback_days: int = threshold(
+        30,
+        unit="days",
+        ge=1,
+        le=365,
+        source="INSTITUTIONAL",
+        verification="unverified",
+        description="A resting SpO2 older than this does not count as evidence of severe lung disease.",
     )
     pain_nrs_min_outpatient: float = threshold(
         5,
