@@ -50,6 +50,10 @@ ADVICE: dict[str, str] = {
 }
 
 
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _evidence_lines(finding: Finding) -> list[str]:
     lines = []
     for evidence in finding.evidence:
@@ -89,7 +93,7 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
     if evidence:
         parts.append("**Data used**\n" + "\n".join(evidence))
     if finding.thresholds_used:
-        used = ", ".join(f"`{name}` = {value}" for name, value in finding.thresholds_used.items())
+        used = ", ".join(f"`{name}` = {_number(value)}" for name, value in finding.thresholds_used.items())
         parts.append(f"**Thresholds** (version {thresholds_version}, set by your administrator): {used}")
     else:
         parts.append(f"Thresholds version {thresholds_version}.")

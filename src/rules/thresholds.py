@@ -38,7 +38,7 @@ def threshold(
 class RuleSetting(BaseModel):
     """Per-rule switch: off, or with its indicator forced (None keeps the rule's own logic)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     enabled: bool = True
     indicator: Indicator | None = None
@@ -69,7 +69,7 @@ RULE_IDS: tuple[str, ...] = (
 class HoldIntervals(BaseModel):
     """Days to hold a drug before a high-bleeding-risk procedure (clinical-rules.md §6)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     warfarin_hold_days: int = threshold(
         5,
@@ -256,7 +256,7 @@ class HoldIntervals(BaseModel):
 class Thresholds(BaseModel):
     """The rule thresholds in force; a version of these is stored for every change."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     max_levels_per_session: int = threshold(
         3,
