@@ -5,6 +5,7 @@ Run with `uvicorn --factory cds_service.app:create_app` or `vertebral-cds serve`
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cds_service.admin import AdminContext
 from cds_service.database import Database, migrate
 from cds_service.discovery import prefetch_keys
 from cds_service.errors import ServiceError, operation_outcome
@@ -27,10 +29,16 @@ from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import HookFlow
 from cds_service.logging_setup import configure_logging
 from cds_service.records import load_or_create_hash_key
+from cds_service.request_log import RequestLogMiddleware
 from cds_service.routes import cds_hooks, health
+from cds_service.routes.admin_pages import install_admin
+from cds_service.routes.playground import install_playground
+from cds_service.security_headers import SecurityHeadersMiddleware
 from cds_service.settings import Settings, load_settings
 from cds_service.thresholds_source import StaticThresholds
-from fhir_mappings.codesets import default_codesets
+from cds_service.thresholds_store import ThresholdsStore
+from cds_service.trust.client_auth import build_client_authenticator
+from fhir_mappings.codesets import default_codesets, load_codesets
 from fhir_mappings.parsing import warm_up
 
 log = logging.getLogger("vertebral_cds.app")
@@ -47,8 +55,8 @@ def outcome_response(status_code: int, code: str, message: str) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, error: ServiceError) -> Response:
-        if error.status_code == 401:
-            return Response(status_code=401)  # bare 401: no details for an untrusted caller
+        if error.status_code == 401:  # bare 401: no details for an untrusted caller
+            return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return json_response(error.outcome(), error.status_code, "application/fhir+json")
 
     @app.exception_handler(StarletteHTTPException)
@@ -69,7 +77,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    codesets = default_codesets()
+    client_auth = build_client_authenticator(settings)
+    codesets = load_codesets(Path(settings.codesets_dir)) if settings.codesets_dir else default_codesets()
     warm_up()
     database = Database(settings.database_url)
     migrate(database.engine)
@@ -87,13 +96,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.database_url.startswith("sqlite:///")
         else Path("var")
     )
-    thresholds = StaticThresholds.from_file(settings.thresholds_file)
+    # The file (or the defaults) seeds version 1 of an empty store; after that the database decides.
+    store = ThresholdsStore(database, refresh_seconds=settings.thresholds_refresh_seconds)
+    StaticThresholds.from_file(settings.thresholds_file).seed(store)
     flow = HookFlow(
         codesets=codesets,
         prefetch=prefetch_keys(codesets),
         fetcher=fetcher,
         database=database,
-        thresholds=thresholds.current,
+        thresholds=store.current,
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
         allowed_fhir_servers=settings.allowed_fhir_servers,
         clock=lambda: datetime.now(UTC),
@@ -104,7 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # What start-up loaded (models, code sets, the app) lives as long as the worker: out of the
+        # cyclic GC's full collections, which otherwise walk it every few calls (`python -m bench`).
+        gc.freeze()
         yield
+        gc.unfreeze()
         fetcher.close()
         database.dispose()
 
@@ -118,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.codesets = codesets
     app.state.database = database
     app.state.flow = flow
+    app.state.client_auth = client_auth
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -125,7 +141,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Content-Type", "Authorization"],
         max_age=600,
     )
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        always_https=bool(settings.public_base_url and settings.public_base_url.startswith("https://")),
+    )
+    app.add_middleware(RequestLogMiddleware)
     _install_error_handlers(app)
     app.include_router(cds_hooks.router)
     app.include_router(health.router)
+    install_admin(app, AdminContext.build(settings, store, flow, database))
+    install_playground(app, settings)
     return app

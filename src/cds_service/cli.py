@@ -10,7 +10,10 @@ from collections.abc import Sequence
 import uvicorn
 
 from cds_service.app import create_app
+from cds_service.demo_cli import add_demo_commands
 from cds_service.settings import SettingsError, load_settings
+from cds_service.thresholds_cli import add_thresholds_commands
+from fhir_mappings.codesets import CodeSetError
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
         create_app(settings)  # fail here, readably, rather than inside a worker
-    except SettingsError as error:
+    except (SettingsError, CodeSetError) as error:
         print(f"vertebral-cds: {error}", file=sys.stderr)
         return 2
     host = args.host or settings.host
@@ -33,8 +36,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if settings.profile == "production" and args.workers > 1 and settings.redis_url is None:
+        print(
+            "vertebral-cds: several workers need VCDS_REDIS_URL, so that they share one JWT replay cache",
+            file=sys.stderr,
+        )
+        return 2
+    scheme = "https" if settings.tls_certfile else "http"
     print(
-        f"vertebral-cds {settings.profile} profile: discovery at http://{host}:{port}/cds-services",
+        f"vertebral-cds {settings.profile} profile: discovery at {scheme}://{host}:{port}/cds-services",
         flush=True,
     )
     uvicorn.run(
@@ -45,6 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",
         proxy_headers=True,
+        # X-Forwarded-* are believed from these addresses only (uvicorn's default: 127.0.0.1)
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+        ssl_certfile=settings.tls_certfile,
+        ssl_keyfile=settings.tls_keyfile,
     )
     return 0
 
@@ -59,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--thresholds", help="YAML file of thresholds to start from")
     serve.add_argument("--settings", help="YAML settings file (same names as the VCDS_ variables)")
     serve.set_defaults(handler=_serve)
+    add_thresholds_commands(commands)
+    add_demo_commands(commands)
     return parser
 
 

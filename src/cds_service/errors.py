@@ -45,6 +45,20 @@ class PayloadTooLarge(ServiceError):
     code = "too-costly"
 
 
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time (a slow or stalled client)."""
+
+    status_code = 408
+    code = "timeout"
+
+
+class DeadlineExceeded(ServiceError):
+    """The hook call took longer than its overall deadline."""
+
+    status_code = 503
+    code = "timeout"
+
+
 class UnsupportedMediaType(ServiceError):
     status_code = 415
     code = "not-supported"

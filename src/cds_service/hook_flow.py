@@ -19,7 +19,7 @@ from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
 from cds_service.fhir_client import FhirFetcher
 from cds_service.hook_models import HookRequest
-from cds_service.patient_data import DataStats, gather
+from cds_service.patient_data import DataStats, gather, needs_fetch
 from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
@@ -60,6 +60,8 @@ class HookFlow:
     new_id: IdFactory
     demo_imaging_stand_in: bool = False
     sign_system_actions: bool = True
+    record_evaluations: bool = True
+    """False for the admin what-if preview: it decides, but nothing is stored or logged."""
 
     def parse(self, service: ServiceDefinition, body: Any) -> HookRequest:
         if not isinstance(body, dict):
@@ -77,6 +79,12 @@ class HookFlow:
         if service.hook == "order-select" and request.context.selections is None:
             raise BadRequest("order-select requires context.selections", expression=["context.selections"])
         return request
+
+    def needs_fetch(self, service: ServiceDefinition, body: Any) -> bool:
+        """Whether `run` may call `fhirServer` (blocking I/O) rather than only compute on the request.
+
+        Raises BadRequest as `run` would."""
+        return needs_fetch(self.parse(service, body), self.prefetch)
 
     def run(self, service: ServiceDefinition, body: Any) -> dict[str, Any]:
         started = time.perf_counter()
@@ -122,6 +130,8 @@ class HookFlow:
             "evaluate": (finished - gathered) * 1000,
             "total": (finished - started) * 1000,
         }
+        if not self.record_evaluations:
+            return response.to_json_dict()  # an admin preview: nothing stored, nothing logged
         self._record(service, request, evaluation, reading, cards, stats, timings, len(facts.parse_issues))
         log.info(
             "hook evaluated",

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Literal
+from urllib.parse import SplitResult, quote, urlsplit
 
 from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
@@ -43,12 +44,24 @@ class DataStats:
     fetch_ms: float = 0.0
 
 
+FETCH_PAGE_SIZE = 1000
+"""`_count` of the searches the service sends itself: each `next` page is one more round trip, and the
+slowest query sets the latency of a call without prefetch. A server caps `_count` at its own maximum."""
+
+
 def _fill(template: str, request: HookRequest) -> str:
     ctx = request.context
     values = {"patientId": ctx.patient_id, "encounterId": ctx.encounter_id or "", "userId": ctx.user_id}
     for name, value in values.items():
         template = template.replace(f"{{{{context.{name}}}}}", quote(value, safe="/"))
     return template
+
+
+def fetch_query(key: PrefetchKey, request: HookRequest) -> str:
+    """What the service asks `fhirServer` for a key it must fetch: the prefetch template, filled in, with
+    large pages for a search."""
+    query = _fill(key.template, request)
+    return f"{query}&_count={FETCH_PAGE_SIZE}" if "?" in query else query
 
 
 def _is_error(value: dict[str, Any]) -> bool:
@@ -71,6 +84,10 @@ def _resources(value: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]
         for e in value.get("entry") or []
         if isinstance(e, dict) and isinstance(e.get("resource"), dict)
     ]
+    return resources, _next_link(value)
+
+
+def _next_link(value: dict[str, Any]) -> str | None:
     next_url = next(
         (
             link.get("url")
@@ -79,12 +96,45 @@ def _resources(value: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]
         ),
         None,
     )
-    return resources, next_url if isinstance(next_url, str) else None
+    return next_url if isinstance(next_url, str) else None
+
+
+Arrival = Literal["not-asked", "null", "data", "error", "absent"]
+
+
+def _arrival(key: PrefetchKey, request: HookRequest) -> Arrival:
+    """How a key came in the request: not asked (needs an encounter the call has not), `null` (no
+    data), data, an error (OperationOutcome: fetch it), or absent (fetch it)."""
+    if key.needs_encounter and not request.context.encounter_id:
+        return "not-asked"
+    prefetch = request.prefetch or {}
+    if key.key not in prefetch:
+        return "absent"
+    value = prefetch[key.key]
+    if value is None:
+        return "null"
+    return "data" if isinstance(value, dict) and not _is_error(value) else "error"
+
+
+def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
+    """Whether `gather` will ask `fhirServer` for anything: blocking I/O, which belongs off the event loop."""
+    if request.fhir_base is None:
+        return False
+    prefetch = request.prefetch or {}
+    for key in keys:
+        arrival = _arrival(key, request)
+        if arrival in ("error", "absent") or (arrival == "data" and _next_link(prefetch[key.key])):
+            return True
+    return False
 
 
 def _accept(key: PrefetchKey, resources: list[dict[str, Any]], record: PatientRecord) -> None:
-    wanted = [r for r in resources if r.get("resourceType") in key.resource_types]
-    for unexpected in (r for r in resources if r.get("resourceType") not in key.resource_types):
+    def expected(resource: dict[str, Any]) -> bool:
+        resource_type = resource.get("resourceType")
+        return isinstance(resource_type, str) and resource_type in key.resource_types
+
+    wanted = [r for r in resources if expected(r)]
+    for unexpected in (r for r in resources if not expected(r)):
         if unexpected.get("resourceType") != "OperationOutcome":
             record.issues.append(
                 ParseIssue(
@@ -94,8 +144,50 @@ def _accept(key: PrefetchKey, resources: list[dict[str, Any]], record: PatientRe
     record.add(wanted)
 
 
+def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+def _link_local(host: str) -> bool:
+    """Cloud metadata endpoints live at link-local addresses: never fetched unless allow-listed."""
+    try:
+        return ipaddress.ip_address(host).is_link_local
+    except ValueError:
+        return host.rstrip(".") == "metadata.google.internal"
+
+
+def _under(url: SplitResult, allowed: str) -> bool:
+    try:
+        allowed_parts = urlsplit(allowed)
+        same_origin = _origin(url) == _origin(allowed_parts)
+    except ValueError:  # an unusable entry in the list allows nothing
+        return False
+    prefix = allowed_parts.path.rstrip("/")
+    path = url.path.rstrip("/")
+    return same_origin and (path == prefix or path.startswith(prefix + "/"))
+
+
 def allowed_server(base: str, allowed: list[str]) -> bool:
-    return not allowed or any(base.rstrip("/").startswith(a.rstrip("/")) for a in allowed)
+    """Whether the service may fetch from the FHIR base URL `base` (SSRF guard).
+
+    http(s) only, no credentials in the URL, and under an allowed base URL: the same scheme, host and
+    port, and a path at or below the allowed path (not a mere string prefix: `https://fhir.example.org`
+    does not allow `https://fhir.example.org.evil.net`). An empty list allows any such URL except
+    link-local ones; production requires a list of https URLs.
+    """
+    try:
+        parts = urlsplit(base)
+        _ = parts.port  # an invalid port raises here
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    if parts.username is not None or parts.password is not None:
+        return False
+    if not allowed:
+        return not _link_local(parts.hostname)
+    return any(_under(parts, a) for a in allowed)
 
 
 def gather(
@@ -107,22 +199,22 @@ def gather(
     to_fetch: dict[str, str] = {}
     by_key = {k.key: k for k in keys}
     for key in keys:
-        if key.needs_encounter and not request.context.encounter_id:
+        arrival = _arrival(key, request)
+        if arrival == "not-asked":
             continue
-        if key.key in prefetch:
-            value = prefetch[key.key]
-            if value is None:
-                stats.prefetch_null.append(key.key)
-                continue
-            if isinstance(value, dict) and not _is_error(value):
-                resources, next_url = _resources(value)
-                _accept(key, resources, record)
-                stats.prefetched.append(key.key)
-                if next_url:
-                    to_fetch[key.key] = next_url
-                continue
+        if arrival == "null":
+            stats.prefetch_null.append(key.key)
+            continue
+        if arrival == "data":
+            resources, next_url = _resources(prefetch[key.key])
+            _accept(key, resources, record)
+            stats.prefetched.append(key.key)
+            if next_url:
+                to_fetch[key.key] = next_url
+            continue
+        if arrival == "error":
             stats.prefetch_errors.append(key.key)
-        to_fetch[key.key] = _fill(key.template, request)
+        to_fetch[key.key] = fetch_query(key, request)
 
     base = request.fhir_base
     if to_fetch and base is None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from cds_service.database import Database
@@ -64,36 +66,53 @@ class EvaluationRecord:
     timings_ms: dict[str, float]
 
 
+_SQLITE_WRITER = threading.Lock()
+"""One evaluation write at a time per process on SQLite. The file has a single writer, and a writer that
+finds it taken sleeps in SQLite's busy handler (1, 2, 5, 10 ms and more) instead of queueing."""
+
+
 def store_evaluation(db: Database, record: EvaluationRecord) -> str:
+    """One evaluation row and its card rows in one transaction.
+
+    Plain INSERTs (no ORM unit of work): this runs on every hook call, and the ORM's bookkeeping
+    cost more than the rest of the decision for a typical record (`python -m bench`).
+    """
     evaluation_id = str(uuid.uuid4())
-    with db.session() as session:
-        session.add(
-            EvaluationRow(
-                id=evaluation_id,
-                created_at=datetime.now(UTC),
-                service_id=record.service_id,
-                hook=record.hook,
-                hook_instance=record.hook_instance,
-                patient_hash=record.patient_hash,
-                thresholds_version=record.thresholds_version,
-                procedure=record.procedure,
-                level_count=record.level_count,
-                rules_run=list(record.rules_run),
-                outcomes=record.outcomes,
-                data=record.data,
-                timings_ms=record.timings_ms,
-            )
+    writer = _SQLITE_WRITER if db.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    with writer, db.engine.begin() as connection:
+        connection.execute(
+            insert(EvaluationRow),
+            [
+                {
+                    "id": evaluation_id,
+                    "created_at": datetime.now(UTC),
+                    "service_id": record.service_id,
+                    "hook": record.hook,
+                    "hook_instance": record.hook_instance,
+                    "patient_hash": record.patient_hash,
+                    "thresholds_version": record.thresholds_version,
+                    "procedure": record.procedure,
+                    "level_count": record.level_count,
+                    "rules_run": list(record.rules_run),
+                    "outcomes": record.outcomes,
+                    "data": record.data,
+                    "timings_ms": record.timings_ms,
+                }
+            ],
         )
-        session.flush()
-        for card in record.cards:
-            session.add(
-                CardRow(
-                    uuid=card.uuid,
-                    evaluation_id=evaluation_id,
-                    rule=card.rule,
-                    indicator=card.indicator,
-                    suggestion_uuids=list(card.suggestion_uuids),
-                )
+        if record.cards:
+            connection.execute(
+                insert(CardRow),
+                [
+                    {
+                        "uuid": card.uuid,
+                        "evaluation_id": evaluation_id,
+                        "rule": card.rule,
+                        "indicator": card.indicator,
+                        "suggestion_uuids": list(card.suggestion_uuids),
+                    }
+                    for card in record.cards
+                ],
             )
     return evaluation_id
 

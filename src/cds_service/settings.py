@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cds_service.trust.issuers import TrustedIssuer
 
 Profile = Literal["dev", "sandbox", "production"]
 
@@ -43,6 +45,45 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"],
         description="Origins allowed by CORS (browser clients such as the sandbox).",
     )
+    trusted_issuers: list[TrustedIssuer] = Field(
+        default_factory=list,
+        description="JSON list of the CDS clients whose JWTs are accepted: "
+        '[{"iss": …, "jku": [JWKS URLs], "jwks_file": …, "tenants": […]}]. dev and sandbox add the public '
+        "CDS Hooks sandbox.",
+    )
+    jwt_required: bool | None = Field(
+        None,
+        description="Require a JWT on discovery, hook and feedback calls. Unset: by profile (dev no, sandbox "
+        "and production yes). A JWT that is sent is always verified.",
+    )
+    jwt_leeway_seconds: int = Field(
+        60, ge=0, le=300, description="Clock skew allowed on `exp`, `iat`, `nbf`."
+    )
+    jwt_max_lifetime_seconds: int = Field(
+        3600,
+        ge=60,
+        le=86_400,
+        description="Longest JWT lifetime (`exp` - `iat`) accepted; also the oldest `iat`.",
+    )
+    jwks_cache_seconds: int = Field(
+        3600, ge=0, le=604_800, description="How long a fetched JWKS is used before it is fetched again."
+    )
+    jwks_refresh_cooldown_seconds: float = Field(
+        30.0, ge=0, le=3600, description="Least time between two fetches of one JWKS URL (unknown `kid`)."
+    )
+    jwks_fetch_timeout_seconds: float = Field(3.0, gt=0, le=30, description="Timeout of one JWKS fetch.")
+    redis_url: SecretStr | None = Field(
+        None, description="Redis for the JWT `jti` replay cache shared by all workers. Unset: in-process."
+    )
+    tls_certfile: str | None = Field(
+        None, description="TLS certificate (PEM) when the service ends TLS itself."
+    )
+    tls_keyfile: str | None = Field(None, description="TLS private key (PEM) for VCDS_TLS_CERTFILE.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the reverse proxies that end TLS and whose X-Forwarded-* headers are "
+        "trusted (uvicorn forwarded_allow_ips).",
+    )
     fhir_request_timeout_seconds: float = Field(
         4.0, gt=0, le=60, description="Timeout of one request to the EHR's FHIR server."
     )
@@ -62,13 +103,73 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         5_000_000, ge=1_000, description="Largest hook request body accepted (413)."
     )
+    max_json_depth: int = Field(
+        64, ge=8, le=512, description="Deepest JSON nesting accepted in a request body (400)."
+    )
+    max_json_values: int = Field(
+        1_000_000, ge=1_000, description="Most JSON values (members and items) in a request body (413)."
+    )
+    max_bundle_entries: int = Field(
+        10_000, ge=10, description="Most Bundle entries in a request body, draftOrders and prefetch (413)."
+    )
+    request_body_timeout_seconds: float = Field(
+        15.0, gt=0, le=300, description="Time allowed to receive a request body (408)."
+    )
+    hook_deadline_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=300,
+        description="Overall deadline of one hook call (503 past it). Unset: the fetch deadline plus 5 s.",
+    )
+    max_concurrent_hook_calls: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Hook calls evaluated at once per worker; more wait (within their deadline), so slow "
+        "FHIR servers cannot starve the rest of the service.",
+    )
     demo_imaging_stand_in: bool = Field(
         False, description="Sandbox demo: treat spine imaging orders as a stand-in augmentation order."
+    )
+    playground_enabled: bool | None = Field(
+        None,
+        description="Serve the playground page at /playground (demo patients, cards as an EHR shows them). "
+        "Unset: on in dev and sandbox, off in production.",
     )
     sign_system_actions: bool = Field(
         True, description="On order-sign, propose a systemAction that notes the decision on the order."
     )
     thresholds_file: str | None = Field(None, description="YAML file to seed thresholds version 1 from.")
+    thresholds_refresh_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="How often each worker checks the database for a newly saved thresholds version.",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of admin editors (change thresholds, roll back). Unset: the admin API and "
+        "page are closed.",
+    )
+    admin_viewer_token: SecretStr | None = Field(
+        None, description="Bearer token of admin viewers (read thresholds, history, audit; run previews)."
+    )
+    admin_session_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs admin page session cookies; the same on every worker and replica. Unset: "
+        "derived from the admin tokens.",
+    )
+    admin_session_minutes: int = Field(480, ge=5, le=7 * 24 * 60, description="Admin page session lifetime.")
+    what_if_cases_dir: str | None = Field(
+        None,
+        description="Folder of saved cases (hook requests or scenario files) for the admin what-if preview, "
+        "besides the ones shipped in the package. Unset: tests/scenarios/cases of a source checkout.",
+    )
+    codesets_dir: str | None = Field(
+        None,
+        description="A site's own copy of the code set files (same format as the shipped ones); validated "
+        "at start-up, which stops with the file and entry at fault.",
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator("public_base_url")
@@ -79,6 +180,21 @@ class Settings(BaseSettings):
         return value.rstrip("/") if value else value
 
     @model_validator(mode="after")
+    def _admin_tokens_usable(self) -> Settings:
+        editor, viewer = self.admin_token, self.admin_viewer_token
+        for name, token in (("VCDS_ADMIN_TOKEN", editor), ("VCDS_ADMIN_VIEWER_TOKEN", viewer)):
+            if token is not None and len(token.get_secret_value()) < 16:
+                raise ValueError(f"{name} must be at least 16 characters")
+        if editor and viewer and editor.get_secret_value() == viewer.get_secret_value():
+            raise ValueError("VCDS_ADMIN_VIEWER_TOKEN must differ from VCDS_ADMIN_TOKEN")
+        if viewer and not editor:
+            raise ValueError("VCDS_ADMIN_VIEWER_TOKEN needs VCDS_ADMIN_TOKEN too")
+        secret = self.admin_session_secret
+        if secret is not None and len(secret.get_secret_value()) < 16:
+            raise ValueError("VCDS_ADMIN_SESSION_SECRET must be at least 16 characters")
+        return self
+
+    @model_validator(mode="after")
     def _safe_for_profile(self) -> Settings:
         if self.profile == "production":
             missing = [
@@ -87,6 +203,12 @@ class Settings(BaseSettings):
                     ("VCDS_PUBLIC_BASE_URL", self.public_base_url),
                     ("VCDS_PATIENT_HASH_KEY", self.patient_hash_key),
                     ("VCDS_ALLOWED_FHIR_SERVERS", self.allowed_fhir_servers),
+                    ("VCDS_TRUSTED_ISSUERS", self.trusted_issuers),
+                    ("VCDS_ADMIN_TOKEN", self.admin_token),
+                    (
+                        "VCDS_TLS_CERTFILE and VCDS_TLS_KEYFILE, or VCDS_TRUSTED_PROXIES",
+                        self.tls_certfile or self.trusted_proxies,
+                    ),
                 )
                 if not value
             ]
@@ -94,7 +216,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"production profile requires {', '.join(missing)}")
             if self.demo_imaging_stand_in:
                 raise ValueError("production profile must not enable VCDS_DEMO_IMAGING_STAND_IN")
+            if self.playground_enabled:
+                raise ValueError("production profile must not enable VCDS_PLAYGROUND_ENABLED")
+            self._production_trust()
+        if bool(self.tls_certfile) != bool(self.tls_keyfile):
+            raise ValueError("VCDS_TLS_CERTFILE and VCDS_TLS_KEYFILE go together")
         return self
+
+    def _production_trust(self) -> None:
+        if self.jwt_required is False:
+            raise ValueError("production profile requires JWTs; unset VCDS_JWT_REQUIRED")
+        if any(i.iss == "https://sandbox.cds-hooks.org" for i in self.trusted_issuers):
+            raise ValueError(
+                "production profile must not trust the public sandbox (its private key is public)"
+            )
+        jwks_urls = [url for issuer in self.trusted_issuers for url in issuer.jku]
+        plain = [
+            url
+            for url in [self.public_base_url or "", *self.allowed_fhir_servers, *jwks_urls]
+            if url.startswith("http:")
+        ]
+        if plain:
+            raise ValueError(f"production profile requires https URLs, not {', '.join(plain)}")
 
 
 def load_settings(settings_file: str | None = None, **overrides: Any) -> Settings:

@@ -1,4 +1,5 @@
-"""Database tables: evaluations (what was decided, no PHI), cards issued, feedback received.
+"""Database tables: evaluations (what was decided, no PHI), cards issued, feedback received, threshold
+versions and the admin audit log.
 
 Patient ids are stored only as a keyed hash; tokens, JWTs, resource ids and values never are.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -64,3 +65,44 @@ class FeedbackRow(Base):
     has_user_comment: Mapped[bool] = mapped_column(default=False)
     """Free-text comments may name the patient, so only their presence is kept."""
     outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ThresholdVersionRow(Base):
+    """One immutable version of the thresholds: the full values, who saved them, when and why."""
+
+    __tablename__ = "threshold_versions"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    author: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(2000))
+    action: Mapped[str] = mapped_column(String(16))
+    """seed, update, rollback or import."""
+    based_on: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The version that was current when this one was saved (None for the seed)."""
+    rollback_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CurrentThresholdsRow(Base):
+    """The single pointer to the version in force; changed only by compare-and-swap on `version`."""
+
+    __tablename__ = "threshold_current"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_threshold_current_single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(ForeignKey("threshold_versions.version"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """Who did what in the admin area. `detail` never holds a token, a password or patient data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)

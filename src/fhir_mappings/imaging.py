@@ -6,7 +6,15 @@ from collections.abc import Iterable
 from typing import Literal
 
 from fhir_mappings.codesets import CodeSets
-from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, objects, reference_of
+from fhir_mappings.json_access import (
+    JsonObject,
+    codings,
+    concept_text,
+    first_date,
+    objects,
+    reference_of,
+    text,
+)
 from fhir_mappings.parsing import validation_problem
 from rules.facts import Evidence, ImagingFact, ParseIssue
 
@@ -51,7 +59,7 @@ def map_imaging(
 ) -> tuple[ImagingFact, ...]:
     facts: list[ImagingFact] = []
     for resource in resources:
-        if resource.get("status") in _EXCLUDED_STATUSES:
+        if text(resource.get("status")) in _EXCLUDED_STATUSES:
             continue
         kind = imaging_kind(resource, codesets)
         if kind is None:

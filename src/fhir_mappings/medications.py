@@ -29,7 +29,7 @@ _PRIORITY = {"rxnorm-ingredient": 0, "atc": 1, "rxnorm-clinical-drug": 2, "name"
 
 
 def _is_active(resource: JsonObject) -> bool:
-    status = resource.get("status")
+    status = text(resource.get("status"))
     if resource.get("resourceType") == "MedicationStatement":
         return status in ACTIVE_STATEMENT_STATUSES
     return status in ACTIVE_REQUEST_STATUSES

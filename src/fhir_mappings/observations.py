@@ -7,11 +7,13 @@ convert is skipped and reported rather than guessed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, obj, reference_of, text
 from fhir_mappings.parsing import validation_problem
 from rules.facts import Evidence, LabKind, LabResult, ParseIssue
+from rules.labs import NEWEST_ONLY_KINDS
 
 EXCLUDED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered"})
 
@@ -111,8 +113,12 @@ def _positive(resource: JsonObject) -> bool | None:
     return None
 
 
+def _effective(resource: JsonObject) -> date | None:
+    return first_date(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
+
+
 def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> LabResult | None:
-    effective = first_date(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
+    effective = _effective(resource)
     if effective is None:
         issues.append(ParseIssue(reference=reference_of(resource), problem=f"{kind} result without a date"))
         return None
@@ -184,17 +190,38 @@ def _kinds_of(resource: JsonObject, codesets: CodeSets) -> list[tuple[LabKind, J
 def map_observations(
     resources: Iterable[JsonObject], codesets: CodeSets, issues: list[ParseIssue]
 ) -> tuple[LabResult, ...]:
-    results: list[LabResult] = []
+    """Lab results, newest first (ties keep their order).
+
+    Raw JSON is filtered by code and status first; then, newest first, each candidate is validated
+    (once per resource) and converted. For kinds in `NEWEST_ONLY_KINDS` the first usable result is
+    the only one kept, and older ones are neither validated nor reported: rules never read them, and a
+    long record holds hundreds of pain scores and eGFRs whose validation would cost more than the rest
+    of the call. A malformed or unusable newest result is reported and the next one is used instead.
+    """
+    candidates: list[tuple[date, LabKind, JsonObject, JsonObject]] = []
     for resource in resources:
         kinds = _kinds_of(resource, codesets)
-        if not kinds or resource.get("status") in EXCLUDED_STATUSES:
-            continue
-        problem = validation_problem(resource)
-        if problem is not None:
-            issues.append(problem)
+        if not kinds or text(resource.get("status")) in EXCLUDED_STATUSES:
             continue
         for kind, source in kinds:
-            result = _result(kind, source, issues)
-            if result is not None:
-                results.append(result)
+            candidates.append((_effective(source) or date.min, kind, source, resource))
+    candidates.sort(key=lambda c: c[0], reverse=True)  # stable: ties keep the record's order
+
+    results: list[LabResult] = []
+    settled: set[LabKind] = set()
+    problems: dict[int, ParseIssue | None] = {}
+    for _, kind, source, resource in candidates:
+        if kind in settled:
+            continue
+        if id(resource) not in problems:
+            problem = problems[id(resource)] = validation_problem(resource)
+            if problem is not None:
+                issues.append(problem)
+        if problems[id(resource)] is not None:
+            continue
+        result = _result(kind, source, issues)
+        if result is not None:
+            results.append(result)
+            if kind in NEWEST_ONLY_KINDS:
+                settled.add(kind)
     return tuple(results)

@@ -47,7 +47,7 @@ def warm_up() -> None:
 def validation_problem(resource: JsonObject) -> ParseIssue | None:
     """None when the resource is valid R4; otherwise what is wrong with it (no values quoted)."""
     resource_type = resource.get("resourceType")
-    if resource_type not in _MODULES:
+    if not isinstance(resource_type, str) or resource_type not in _MODULES:
         return ParseIssue(
             reference=reference_of(resource), problem=f"unexpected resource type {resource_type!r}"
         )

@@ -12,7 +12,7 @@ from fhir_mappings.codesets import CodeSets
 from fhir_mappings.conditions import map_conditions
 from fhir_mappings.draft_orders import DraftOrderReading
 from fhir_mappings.imaging import map_imaging
-from fhir_mappings.json_access import JsonObject, codings, obj, reference_of
+from fhir_mappings.json_access import JsonObject, codings, obj, reference_of, text
 from fhir_mappings.medications import index_medications, map_medications
 from fhir_mappings.observations import map_observations
 from rules.facts import ClinicalFacts, DataGap, ParseIssue
@@ -45,7 +45,7 @@ class PatientRecord:
 def _inpatient(encounters: list[JsonObject]) -> bool | None:
     for encounter in encounters:
         klass = obj(encounter.get("class"))
-        code = klass.get("code")
+        code = text(klass.get("code"))
         if code in _INPATIENT_CLASSES:
             return True
         if code in _OUTPATIENT_CLASSES:

@@ -7,6 +7,16 @@ from datetime import timedelta
 
 from rules.facts import ClinicalFacts, LabKind, LabResult
 
+NEWEST_ONLY_KINDS: frozenset[LabKind] = frozenset(
+    {"inr", "platelets", "pain-nrs", "fev1-percent-predicted", "spo2", "egfr", "creatinine-clearance"}
+)
+"""Kinds the rules read only through `latest_result`: the newest result, nothing older.
+
+`fhir_mappings` keeps (and validates) just the newest usable result of these kinds, which keeps a
+record of hundreds of pain scores and eGFRs cheap. A rule that needs the history of one of them must
+take it out of this set; hCG and T-scores stay out because rules look at every result in a window.
+"""
+
 
 @dataclass(frozen=True)
 class LatestResult:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+import fhir_mappings
+from cds_service.app import create_app
 from cds_service.cli import main
 from cds_service.settings import SettingsError, load_settings
 
@@ -79,3 +83,30 @@ def test_serve_reports_an_invalid_thresholds_file(
     thresholds.write_text("inr_warning_max: 2.5\ninr_critical_max: 2.0\n", encoding="utf-8")
     assert main(["serve", "--thresholds", str(thresholds)]) == 2
     assert "inr_critical_max must be at least inr_warning_max" in capsys.readouterr().err
+
+
+def test_serve_stops_on_a_malformed_code_set_and_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shipped = Path(fhir_mappings.__file__).parent / "codesets"
+    site = tmp_path / "codesets"
+    shutil.copytree(shipped, site)
+    conditions = json.loads((site / "conditions.json").read_text(encoding="utf-8"))
+    del conditions["entries"][3]["source"]
+    (site / "conditions.json").write_text(json.dumps(conditions), encoding="utf-8")
+    monkeypatch.setenv("VCDS_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("VCDS_CODESETS_DIR", str(site))
+    assert main(["serve", "--port", "9999"]) == 2
+    error = capsys.readouterr().err
+    assert "conditions.json" in error
+    assert "source" in error
+
+
+def test_a_site_copy_of_valid_code_sets_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = Path(fhir_mappings.__file__).parent / "codesets"
+    site = tmp_path / "codesets"
+    shutil.copytree(shipped, site)
+    settings = load_settings(codesets_dir=str(site), database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert create_app(settings).state.codesets.condition_groups(
+        "http://hl7.org/fhir/sid/icd-10-cm", "J44.9"
+    ) == {"copd"}

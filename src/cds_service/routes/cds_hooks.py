@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import uuid
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from cds_service.discovery import SERVICES_BY_ID, ServiceDefinition, discovery_document
-from cds_service.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
+from cds_service.errors import (
+    BadRequest,
+    DeadlineExceeded,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from cds_service.hook_flow import HookFlow, validation_message
 from cds_service.hook_models import FeedbackRequest
+from cds_service.json_limits import JsonLimits, check_json_limits
+from cds_service.openapi_bodies import FEEDBACK_REQUEST_SCHEMA, HOOK_REQUEST_SCHEMA, request_body
 from cds_service.records import store_feedback
+from cds_service.settings import Settings
+from cds_service.trust.client_auth import authenticate
+from cds_service.trust.jwt_verifier import VerifiedClient
 
 router = APIRouter(tags=["cds-hooks"])
 log = logging.getLogger("vertebral_cds.hooks")
+_PARSE_IN_THREAD_BYTES = 256_000  # larger bodies are parsed and checked off the event loop
+
+
+# The JWT's `aud` must be the exact external URL of the endpoint called (CDS Hooks 2.0).
+def discovery_client(request: Request) -> VerifiedClient | None:
+    return authenticate(request, "/cds-services")
+
+
+def service_client(request: Request, service_id: str) -> VerifiedClient | None:
+    return authenticate(request, f"/cds-services/{service_id}")
+
+
+def feedback_client(request: Request, service_id: str) -> VerifiedClient | None:
+    return authenticate(request, f"/cds-services/{service_id}/feedback")
 
 
 def _json(body: Any, status_code: int = 200) -> Response:
@@ -32,42 +63,108 @@ def _service(service_id: str) -> ServiceDefinition:
     return service
 
 
+def _parse_json(raw: bytes | bytearray, limits: JsonLimits) -> Any:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise BadRequest(f"The request body is not valid JSON ({error.msg})") from error
+    check_json_limits(body, limits)
+    return body
+
+
 async def read_json_body(request: Request) -> Any:
-    """The body as JSON, refusing what is too large (413) or not JSON (415, 400) before parsing."""
+    """The body as JSON, refusing what is too large (413), too slow (408) or not JSON (415, 400),
+    then what is too deep (400) or holds too many values or entries (413)."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type not in ("application/json", "application/fhir+json", ""):
         raise UnsupportedMediaType(f"Send application/json, not {content_type}")
-    limit: int = request.app.state.settings.max_request_bytes
+    settings: Settings = request.app.state.settings
+    limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Request body larger than {limit} bytes")
-    chunks: list[bytes] = []
+    raw = bytearray()  # one copy of the body in memory, not chunks plus their join
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body larger than {limit} bytes")
-        chunks.append(chunk)
     try:
-        return orjson.loads(b"".join(chunks))
-    except orjson.JSONDecodeError as error:
-        raise BadRequest(f"The request body is not valid JSON ({error.msg})") from error
+        with anyio.fail_after(settings.request_body_timeout_seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"Request body larger than {limit} bytes")
+                raw += chunk
+    except TimeoutError as error:
+        raise RequestTimeout("The request body did not arrive in time") from error
+    limits = JsonLimits(settings.max_json_depth, settings.max_json_values, settings.max_bundle_entries)
+    if len(raw) > _PARSE_IN_THREAD_BYTES:
+        return await run_in_threadpool(_parse_json, raw, limits)
+    return _parse_json(raw, limits)
 
 
-@router.get("/cds-services")
+def _hook_limiter(request: Request) -> anyio.CapacityLimiter:
+    """Hook calls get their own worker threads: slow FHIR fetches cannot take the ones that answer
+    discovery, health and JWT checks."""
+    limiter: anyio.CapacityLimiter | None = getattr(request.app.state, "hook_limiter", None)
+    if limiter is None:
+        settings: Settings = request.app.state.settings
+        limiter = request.app.state.hook_limiter = anyio.CapacityLimiter(settings.max_concurrent_hook_calls)
+    return limiter
+
+
+def _small(request: Request) -> bool:
+    """A declared body size under the threshold above which parsing, too, moves off the event loop."""
+    declared = request.headers.get("content-length")
+    return declared is not None and declared.isdigit() and int(declared) <= _PARSE_IN_THREAD_BYTES
+
+
+def _note_hook_instance(request: Request, body: Any) -> None:
+    """Keep a valid hookInstance for the request log line (it correlates with the EHR's logs)."""
+    value = body.get("hookInstance") if isinstance(body, dict) else None
+    if isinstance(value, str) and len(value) <= 64:
+        with contextlib.suppress(ValueError):
+            request.state.hook_instance = str(uuid.UUID(value))
+
+
+@router.get("/cds-services", dependencies=[Depends(discovery_client)])
 def discovery(request: Request) -> Response:
     return _json(discovery_document(request.app.state.codesets))
 
 
-@router.post("/cds-services/{service_id}")
+@router.post(
+    "/cds-services/{service_id}",
+    dependencies=[Depends(service_client)],
+    openapi_extra=request_body(HOOK_REQUEST_SCHEMA),
+)
 async def call_service(service_id: str, request: Request) -> Response:
     service = _service(service_id)
     body = await read_json_body(request)
+    _note_hook_instance(request, body)
     flow: HookFlow = request.app.state.flow
-    return _json(await run_in_threadpool(flow.run, service, body))
+    if _small(request) and not flow.needs_fetch(service, body):
+        # All data came with the request: the call is a few milliseconds of CPU (and one SQLite row).
+        # Here it costs less than in a worker thread, where it would contend with the event loop for the
+        # GIL and wait up to a switch interval (5 ms) at each release (`python -m bench`).
+        return _json(flow.run(service, body))
+    settings: Settings = request.app.state.settings
+    deadline = settings.hook_deadline_seconds or settings.fetch_deadline_seconds + 5.0
+    try:
+        with anyio.fail_after(deadline):
+            # abandon_on_cancel: past the deadline, answer now; the worker thread ends on its own
+            # (its FHIR fetches have their own, shorter, deadline)
+            result = await anyio.to_thread.run_sync(
+                functools.partial(flow.run, service, body),
+                abandon_on_cancel=True,
+                limiter=_hook_limiter(request),
+            )
+    except TimeoutError as error:
+        raise DeadlineExceeded(f"The hook call did not finish within {deadline:g} s") from error
+    return _json(result)
 
 
-@router.post("/cds-services/{service_id}/feedback")
+@router.post(
+    "/cds-services/{service_id}/feedback",
+    dependencies=[Depends(feedback_client)],
+    openapi_extra=request_body(FEEDBACK_REQUEST_SCHEMA),
+)
 async def feedback(service_id: str, request: Request) -> Response:
     service = _service(service_id)
     body = await read_json_body(request)

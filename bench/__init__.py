@@ -1,0 +1,1 @@
+"""The performance benchmark of vertebral-cds: `python -m bench` (see README, "Performance")."""

@@ -1,0 +1,562 @@
+"""`python -m bench`: measure vertebral-cds side by side in one run and print the table (README).
+
+1. in-process cost of a hook call for records of ~100, 869 (the largest Synthea patient), 1,000, 5,000
+   and 10,000 Observations, against `json.loads` of the same body;
+2. HTTP throughput and p50/p99 latency of the hook endpoint and of a bare endpoint in the same server
+   (one uvicorn worker) at concurrency 1, 8 and 32;
+3. a call without prefetch against the real FHIR server, against the slowest single query it needs;
+4. time per Observation at 100, 1,000 and 10,000;
+5. peak RSS of the worker after the runs;
+6. the multi-worker deployment (`vertebral-cds serve --workers N`).
+
+Everything runs on 127.0.0.1, servers are stopped at the end, and the whole run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.fallback import HOOK_PATH, FallbackFigure, measure_fallback
+from bench.http_load import LoadResult, one_call, run_load
+from bench.inprocess import InProcessBench, InProcessFigure, bench_settings
+from bench.records import Record, RecordSet, hook_body_bytes, record_set
+from bench.server import ServerProcess, peak_rss_mb
+
+BARE_PATH = "/bench/bare/vertebral-augmentation-select"
+CONCURRENCIES = (1, 8, 32)
+MERGED_SIZES = (1_000, 5_000, 10_000)
+ROW_LABELS = (
+    "typical",
+    "largest",
+    "merged 5,000",
+    "merged 10,000",
+    "HTTP concurrency 1",
+    "HTTP concurrency 8",
+    "HTTP concurrency 32",
+    "fallback fetch",
+    "scaling 100",
+    "scaling 1,000",
+    "scaling 10,000",
+    "memory",
+    "multi-worker",
+)
+"""Every row the table prints, measured or not (the smoke test checks them)."""
+
+
+@dataclass
+class HttpFigure:
+    concurrency: int
+    hook: LoadResult
+    bare: LoadResult
+    hook_cpu_ms: float
+    bare_cpu_ms: float
+
+    @property
+    def throughput_ratio(self) -> float:
+        return self.hook.throughput / self.bare.throughput
+
+    @property
+    def p99_ratio(self) -> float:
+        return self.hook.p99 / self.bare.p99
+
+
+@dataclass
+class Results:
+    source: str = ""
+    in_process: dict[str, InProcessFigure] = field(default_factory=dict)
+    http: dict[int, HttpFigure] = field(default_factory=dict)
+    fallback: FallbackFigure | None = None
+    fallback_note: str = ""
+    worker_peak_rss_mb: float | None = None
+    memory_note: str = ""
+    multi_workers: int = 0
+    multi: dict[int, LoadResult] = field(default_factory=dict)
+    multi_note: str = ""
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def _load_with_cpu(
+    server: ServerProcess, path: str, body: bytes, concurrency: int, seconds: float
+) -> tuple[LoadResult, float]:
+    pids = server.worker_pids()
+    before = sum(_cpu_ms(p) for p in pids)
+    result = run_load(server.port, path, body, concurrency=concurrency, seconds=seconds)
+    after = sum(_cpu_ms(p) for p in pids)
+    return result, after - before
+
+
+def measure_http(server: ServerProcess, body: bytes, seconds: float, rounds: int) -> dict[int, HttpFigure]:
+    """Hook and bare endpoint, alternating in `rounds` slices so that both see the same machine."""
+    figures: dict[int, HttpFigure] = {}
+    for concurrency in CONCURRENCIES:
+        hook, bare = LoadResult(), LoadResult()
+        hook_cpu = bare_cpu = 0.0
+        for _ in range(rounds):
+            result, cpu = _load_with_cpu(server, BARE_PATH, body, concurrency, seconds / rounds)
+            bare.add(result)
+            bare_cpu += cpu
+            result, cpu = _load_with_cpu(server, HOOK_PATH, body, concurrency, seconds / rounds)
+            hook.add(result)
+            hook_cpu += cpu
+        figures[concurrency] = HttpFigure(
+            concurrency, hook, bare, hook_cpu / max(hook.requests, 1), bare_cpu / max(bare.requests, 1)
+        )
+    return figures
+
+
+def _synthea_prefix(record: Record, source: str) -> str | None:
+    return record.name if source.startswith("Synthea") else None
+
+
+def run(args: argparse.Namespace) -> Results:
+    started = time.monotonic()
+    results = Results()
+    synthea = None if args.generated else _synthea_dir()
+    sizes = MERGED_SIZES[:1] if args.quick else MERGED_SIZES
+    records = record_set(synthea, sizes)
+    results.source = records.source
+    bodies = _bodies(records)
+    largest = records.largest
+    del records
+    gc.collect()
+    gc.freeze()  # the benchmark's own records are not the service's heap: keep them out of GC passes
+
+    work = Path(tempfile.mkdtemp(prefix="vcds-bench-"))
+    try:
+        _progress("in-process", started)
+        bench = InProcessBench(work / "in-process")
+        for label, (name, raw, observations) in bodies.items():
+            results.in_process[label] = bench.measure(name, raw, observations, args.in_process_seconds)
+            _progress(f"  {label}: {results.in_process[label].service_ms:.2f} ms", started)
+        del bench
+
+        env = bench_settings(work / "server")
+        (work / "server").mkdir()
+        typical = bodies["typical"][1]
+        with ServerProcess.uvicorn("bench.bare_app:create_bench_app", env, work / "server.log") as server:
+            _progress("HTTP", started)
+            results.http = measure_http(server, typical, args.seconds, rounds=1 if args.quick else 2)
+            if args.skip_fallback:
+                results.fallback_note = "not run (--skip-fallback)"
+            else:
+                _progress("fallback fetch", started)
+                try:
+                    results.fallback = measure_fallback(
+                        largest,
+                        _synthea_prefix(largest, results.source),
+                        server.port,
+                        repeats=3 if args.quick else 7,
+                    )
+                except Exception as error:
+                    results.fallback_note = f"not run: {type(error).__name__}: {str(error)[:200]}"
+            _progress("memory", started)
+            big = [label for label in ("largest", "merged 5,000", "merged 10,000") if label in bodies]
+            for label in big:
+                one_call(server.port, HOOK_PATH, bodies[label][1])
+            pids = server.worker_pids()
+            results.worker_peak_rss_mb = peak_rss_mb(pids[0]) if pids else None
+            results.memory_note = (
+                "after all HTTP runs, the fallback calls and one call each with "
+                + ", ".join(f"{bodies[label][2]:,}" for label in big)
+                + " Observations"
+            )
+
+        results.multi_workers = args.workers
+        if args.workers > 1:
+            _progress(f"multi-worker ({args.workers})", started)
+            (work / "multi").mkdir()
+            env = bench_settings(work / "multi")
+            with ServerProcess.serve(env, work / "multi.log", args.workers) as server:
+                for concurrency in (8, 32):
+                    results.multi[concurrency] = run_load(
+                        server.port, HOOK_PATH, typical, concurrency=concurrency, seconds=args.seconds
+                    )
+        else:
+            results.multi_note = "not run (--workers 1)"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results.seconds = time.monotonic() - started
+    return results
+
+
+def _synthea_dir() -> Path | None:
+    from tests.support.fhir_server import synthea_fixture_dir  # noqa: PLC0415 - the fixtures' one home
+
+    return synthea_fixture_dir()
+
+
+def _bodies(records: RecordSet) -> dict[str, tuple[str, bytes, int]]:
+    """Label → (record name, hook body, Observations)."""
+    bodies = {
+        "typical": (
+            records.typical.name,
+            hook_body_bytes(records.typical),
+            len(records.typical.observations),
+        ),
+        "largest": (
+            records.largest.name,
+            hook_body_bytes(records.largest),
+            len(records.largest.observations),
+        ),
+    }
+    for size, record in records.merged.items():
+        bodies[f"merged {size:,}"] = (record.name, hook_body_bytes(record), size)
+    return bodies
+
+
+def _progress(message: str, started: float) -> None:
+    print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1000:,.0f} kB"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _in_process_rows(results: Results) -> list[str]:
+    rows = [
+        _row(
+            [
+                "record",
+                "Observations",
+                "body",
+                "json.loads",
+                "orjson.loads",
+                "service",
+                "of which storage",
+                "service ÷ json.loads",
+                "cards",
+            ]
+        ),
+        _row(["---"] * 2 + ["---:"] * 7),
+    ]
+    for key in ("typical", "largest", "merged 5,000", "merged 10,000"):
+        figure = results.in_process.get(key)
+        if figure is None:
+            rows.append(_row([f"{key}: not measured (--quick)"] + [""] * 8))
+            continue
+        label = f"{key} ({figure.name})" if key in ("typical", "largest") else key
+        rows.append(
+            _row(
+                [
+                    label,
+                    f"{figure.observations:,}",
+                    _kb(figure.body_bytes),
+                    _ms(figure.json_ms),
+                    _ms(figure.orjson_ms),
+                    _ms(figure.service_ms),
+                    _ms(figure.storage_ms),
+                    f"**{figure.ratio:.2f}**",
+                    str(figure.cards),
+                ]
+            )
+        )
+    return rows
+
+
+def _http_rows(results: Results) -> list[str]:
+    rows = [
+        _row(
+            [
+                "concurrency",
+                "hook req/s",
+                "bare req/s",
+                "hook ÷ bare",
+                "hook p50",
+                "hook p99",
+                "bare p50",
+                "bare p99",
+                "p99 hook ÷ bare",
+                "worker CPU per call, hook / bare",
+            ]
+        ),
+        _row(["---:"] * 10),
+    ]
+    for concurrency in CONCURRENCIES:
+        figure = results.http.get(concurrency)
+        if figure is None:
+            rows.append(_row([f"HTTP concurrency {concurrency}: not measured"] + [""] * 9))
+            continue
+        rows.append(
+            _row(
+                [
+                    f"HTTP concurrency {concurrency}",
+                    f"{figure.hook.throughput:,.0f}",
+                    f"{figure.bare.throughput:,.0f}",
+                    f"**{figure.throughput_ratio:.2f}**",
+                    _ms(figure.hook.p50),
+                    _ms(figure.hook.p99),
+                    _ms(figure.bare.p50),
+                    _ms(figure.bare.p99),
+                    f"**{figure.p99_ratio:.2f}**",
+                    f"{figure.hook_cpu_ms:.2f} / {figure.bare_cpu_ms:.2f} ms",
+                ]
+            )
+        )
+    return rows
+
+
+def _fallback_rows(results: Results) -> list[str]:
+    rows = [
+        _row(
+            [
+                "",
+                "hook call, no prefetch",
+                "slowest single query",
+                "all queries one by one",
+                "all queries at once (thread pool)",
+                "hook ÷ slowest query",
+                "cards",
+            ]
+        ),
+        _row(["---"] + ["---:"] * 6),
+    ]
+    figure = results.fallback
+    if figure is None:
+        rows.append(_row([f"fallback fetch: {results.fallback_note}"] + [""] * 6))
+        return rows
+    key, slowest = figure.slowest
+    rows.append(
+        _row(
+            [
+                f"fallback fetch ({len(figure.queries)} queries, "
+                f"{figure.observations_on_server} Observations returned)",
+                _ms(figure.hook_ms),
+                f"{_ms(slowest)} ({key})",
+                _ms(figure.serial_ms),
+                _ms(figure.at_once_ms),
+                f"**{figure.ratio:.2f}**",
+                str(figure.cards),
+            ]
+        )
+    )
+    return rows
+
+
+def _scaling(results: Results) -> dict[int, InProcessFigure | None]:
+    return {
+        100: results.in_process.get("typical"),
+        1_000: results.in_process.get("merged 1,000"),
+        10_000: results.in_process.get("merged 10,000"),
+    }
+
+
+def _scaling_rows(results: Results) -> list[str]:
+    rows = [
+        _row(["Observations", "record", "in-process", "per Observation"]),
+        _row(["---:", "---", "---:", "---:"]),
+    ]
+    for size, figure in _scaling(results).items():
+        if figure is None:
+            rows.append(_row([f"scaling {size:,}: not measured (--quick)", "", "", ""]))
+            continue
+        rows.append(
+            _row(
+                [
+                    f"scaling {size:,}",
+                    figure.name,
+                    _ms(figure.service_ms),
+                    f"{figure.us_per_observation:.1f} µs",
+                ]
+            )
+        )
+    return rows
+
+
+def targets(results: Results) -> list[tuple[str, str, float | None, bool | None]]:
+    """(target, limit, measured, met) for the six targets of the issue."""
+    largest = results.in_process.get("largest")
+    scaling = _scaling(results)
+    per_1k, per_10k = scaling[1_000], scaling[10_000]
+    http8 = results.http.get(8)
+    checks: list[tuple[str, str, float | None]] = [
+        ("in-process cost, 869-Observation record ÷ json.loads", "≤ 3", largest.ratio if largest else None),
+        (
+            "in-process cost per Observation, 10,000 ÷ 1,000",
+            "≤ 1.5",
+            per_10k.us_per_observation / per_1k.us_per_observation if per_10k and per_1k else None,
+        ),
+        ("HTTP throughput, hook ÷ bare, concurrency 8", "≥ 0.7", http8.throughput_ratio if http8 else None),
+        ("p99 latency at concurrency 8, hook ÷ bare", "≤ 3", http8.p99_ratio if http8 else None),
+        (
+            "no-prefetch call ÷ slowest single FHIR query",
+            "≤ 1.5",
+            results.fallback.ratio if results.fallback else None,
+        ),
+        ("peak RSS of a worker, MB", "< 200", results.worker_peak_rss_mb),
+    ]
+    compare = {"≤": float.__le__, "≥": float.__ge__, "<": float.__lt__}
+    out: list[tuple[str, str, float | None, bool | None]] = []
+    for name, limit, value in checks:
+        operator, bound = limit.split()
+        out.append((name, limit, value, None if value is None else compare[operator](value, float(bound))))
+    return out
+
+
+def render(results: Results, args: argparse.Namespace) -> str:
+    cpus = os.cpu_count()
+    lines = [
+        f"vertebral-cds benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: "
+        f"Python {platform.python_version()}, "
+        f"{cpus} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; "
+        f"records: {results.source}; {results.seconds:.0f} s" + (" (--quick)" if args.quick else ""),
+        "",
+        "1. In-process cost of one hook call (orjson parse + JSON limits + HookFlow.run incl. the SQLite row "
+        "+ orjson encode), median, against json.loads of the same body",
+        "",
+        *_in_process_rows(results),
+        "",
+        f"2. HTTP, typical record, one uvicorn worker on 127.0.0.1, {args.seconds:g} s per endpoint and "
+        "concurrency, keep-alive connections; bare = same server, same body reader, fixed answer",
+        "",
+        *_http_rows(results),
+        "",
+        "3. Fallback fetch: hook call without prefetch, the largest record on the real FHIR server "
+        "(SEKMET, one process) on 127.0.0.1, medians",
+        "",
+        *_fallback_rows(results),
+        "",
+        "4. Scaling: in-process cost per Observation",
+        "",
+        *_scaling_rows(results),
+        "",
+        "5. Memory",
+        "",
+        _row(["", "peak RSS"]),
+        _row(["---", "---:"]),
+        _row(
+            [
+                f"memory: one worker, {results.memory_note}",
+                f"{results.worker_peak_rss_mb:.0f} MB" if results.worker_peak_rss_mb else "not measured",
+            ]
+        ),
+        "",
+        f"6. Multi-worker deployment: `vertebral-cds serve --workers {results.multi_workers}`, "
+        "typical record, hook endpoint",
+        "",
+        _row(["", "concurrency 8", "concurrency 32"]),
+        _row(["---", "---:", "---:"]),
+    ]
+    one = results.http
+    lines.append(
+        _row(
+            ["one worker (from 2.)"]
+            + [
+                f"{one[c].hook.throughput:,.0f} req/s, p99 {_ms(one[c].hook.p99)}" if c in one else ""
+                for c in (8, 32)
+            ]
+        )
+    )
+    if results.multi:
+        lines.append(
+            _row(
+                [f"multi-worker: {results.multi_workers} workers"]
+                + [
+                    f"{results.multi[c].throughput:,.0f} req/s, p99 {_ms(results.multi[c].p99)}"
+                    for c in (8, 32)
+                ]
+            )
+        )
+    else:
+        lines.append(_row([f"multi-worker: {results.multi_note}", "", ""]))
+    lines += [
+        "",
+        "Targets",
+        "",
+        _row(["target", "limit", "measured", "met"]),
+        _row(["---", "---", "---:", "---"]),
+    ]
+    for name, limit, value, met in targets(results):
+        shown = "—" if value is None else f"{value:.2f}"
+        lines.append(_row([name, limit, shown, "—" if met is None else ("yes" if met else "**no**")]))
+    return "\n".join(lines)
+
+
+def _json(results: Results) -> dict[str, Any]:
+    return {
+        "source": results.source,
+        "in_process": {k: {**vars(v), "ratio": v.ratio} for k, v in results.in_process.items()},
+        "http": {
+            c: {
+                "hook_rps": f.hook.throughput,
+                "bare_rps": f.bare.throughput,
+                "hook_p50_ms": f.hook.p50,
+                "hook_p99_ms": f.hook.p99,
+                "bare_p50_ms": f.bare.p50,
+                "bare_p99_ms": f.bare.p99,
+            }
+            for c, f in results.http.items()
+        },
+        "fallback": None
+        if results.fallback is None
+        else {**vars(results.fallback), "ratio": results.fallback.ratio},
+        "worker_peak_rss_mb": results.worker_peak_rss_mb,
+        "multi_workers": results.multi_workers,
+        "multi": {c: {"rps": r.throughput, "p99_ms": r.p99} for c, r in results.multi.items()},
+        "targets": [
+            {"target": t, "limit": lim, "measured": v, "met": m} for t, lim, v, m in targets(results)
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny run (smoke test): fewer sizes, short loads"
+    )
+    parser.add_argument("--seconds", type=float, help="HTTP seconds per endpoint and concurrency (default 3)")
+    parser.add_argument("--in-process-seconds", type=float, help="in-process seconds per record (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 2, help="workers of the multi-worker run"
+    )
+    parser.add_argument(
+        "--generated", action="store_true", help="use the built-in generator even if Synthea is present"
+    )
+    parser.add_argument("--skip-fallback", action="store_true", help="do not start the FHIR server")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (0.4 if args.quick else 3.0)
+    args.in_process_seconds = args.in_process_seconds or (0.2 if args.quick else 2.0)
+    results = run(args)
+    print(render(results, args), flush=True)
+    if args.json:
+        args.json.write_bytes(
+            orjson.dumps(_json(results), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""In-process cost: what the hook endpoint does for one call, minus HTTP, against `json.loads` of its body.
+
+"What the endpoint does" is the route's own steps after the body has arrived: `orjson.loads`, the JSON
+shape limits, `HookFlow.run` (request model, draft order, prefetch, mapping, rules, cards, storing the
+evaluation row in SQLite, the log line) and encoding the answer with orjson. Each repetition times
+`json.loads`, `orjson.loads` and the endpoint's work back to back on the same bytes, so that a busy
+machine slows all three alike; the figures are medians.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds_service.app import create_app
+from cds_service.discovery import SELECT_SERVICE_ID, SERVICES_BY_ID
+from cds_service.hook_flow import HookFlow
+from cds_service.json_limits import JsonLimits, check_json_limits
+from cds_service.settings import Settings
+
+
+@dataclass(frozen=True)
+class InProcessFigure:
+    name: str
+    observations: int
+    body_bytes: int
+    runs: int
+    json_ms: float
+    orjson_ms: float
+    service_ms: float
+    storage_ms: float
+    cards: int
+
+    @property
+    def ratio(self) -> float:
+        return self.service_ms / self.json_ms
+
+    @property
+    def us_per_observation(self) -> float:
+        return self.service_ms * 1000 / self.observations
+
+
+def bench_settings(data_dir: Path) -> dict[str, str]:
+    """VCDS_ settings of every app the benchmark builds: a SQLite file (the default deployment), a fixed
+    hash key, and request limits raised so that the 10,000-Observation record (about 9 MB) is accepted."""
+    return {
+        "VCDS_DATABASE_URL": f"sqlite:///{data_dir / 'vertebral-cds.sqlite3'}",
+        "VCDS_PATIENT_HASH_KEY": "bench-patient-hash-key",
+        "VCDS_MAX_REQUEST_BYTES": "40000000",
+        "VCDS_MAX_JSON_VALUES": "5000000",
+        "VCDS_MAX_BUNDLE_ENTRIES": "50000",
+    }
+
+
+def _silence_logs(log_file: Path) -> None:
+    """The service logs one JSON line per call, as deployed; here they go to a file, not the table."""
+    stream = log_file.open("a", encoding="utf-8")
+    for handler in logging.getLogger("vertebral_cds").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+
+
+class InProcessBench:
+    def __init__(self, data_dir: Path) -> None:
+        values = {k.removeprefix("VCDS_").lower(): v for k, v in bench_settings(data_dir).items()}
+        settings = Settings(**values)  # type: ignore[arg-type]  # pydantic converts the strings
+        self.app = create_app(settings)
+        _silence_logs(data_dir / "in-process.log")
+        self.flow: HookFlow = self.app.state.flow
+        self.service = SERVICES_BY_ID[SELECT_SERVICE_ID]
+        self.limits = JsonLimits(
+            settings.max_json_depth, settings.max_json_values, settings.max_bundle_entries
+        )
+        self.storage_ms: list[float] = []
+        self._wrap_storage()
+
+    def _wrap_storage(self) -> None:
+        record = self.flow._record
+
+        @functools.wraps(record)
+        def timed(*args: Any, **kwargs: Any) -> None:
+            started = time.perf_counter()
+            try:
+                record(*args, **kwargs)
+            finally:
+                self.storage_ms.append((time.perf_counter() - started) * 1000)
+
+        self.flow._record = timed  # type: ignore[method-assign]
+
+    def endpoint_work(self, raw: bytes) -> bytes:
+        """The hook route's work for one body, minus HTTP."""
+        body = orjson.loads(raw)
+        check_json_limits(body, self.limits)
+        return orjson.dumps(self.flow.run(self.service, body))
+
+    def measure(
+        self, name: str, raw: bytes, observations: int, seconds: float, max_runs: int = 200
+    ) -> InProcessFigure:
+        answer = orjson.loads(self.endpoint_work(raw))  # warm-up, and a check that it decides
+        started = time.perf_counter()
+        self.endpoint_work(raw)
+        estimate = time.perf_counter() - started
+        runs = max(5, min(max_runs, int(seconds / max(estimate, 1e-4) / 1.5)))
+        timings: dict[str, list[float]] = {"json": [], "orjson": [], "service": []}
+        steps: list[tuple[str, Callable[[bytes], Any]]] = [
+            ("json", json.loads),
+            ("orjson", orjson.loads),
+            ("service", self.endpoint_work),
+        ]
+        self.storage_ms.clear()
+        for _ in range(runs):
+            for key, step in steps:
+                started = time.perf_counter()
+                step(raw)
+                timings[key].append((time.perf_counter() - started) * 1000)
+        return InProcessFigure(
+            name=name,
+            observations=observations,
+            body_bytes=len(raw),
+            runs=runs,
+            json_ms=statistics.median(timings["json"]),
+            orjson_ms=statistics.median(timings["orjson"]),
+            service_ms=statistics.median(timings["service"]),
+            storage_ms=statistics.median(self.storage_ms) if self.storage_ms else 0.0,
+            cards=len(answer.get("cards", [])),
+        )

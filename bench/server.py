@@ -1,0 +1,156 @@
+"""The service under load: a real uvicorn process on 127.0.0.1, stopped (process group) at the end.
+
+The process runs under `timeout`, in its own session, so it stops by itself even if the benchmark is
+killed. `worker_pids()` finds the processes that answer requests (uvicorn itself with one worker, its
+children with several), for their peak RSS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+MAX_LIFETIME_SECONDS = 900
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    found, queue = [], [pid]
+    while queue:
+        for child in _children(queue.pop()):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set size) of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class ServerProcess:
+    """`uvicorn --factory <app>` or `vertebral-cds serve`, with the VCDS_ settings in `env`."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        self.port = free_port()
+        self.workers = workers
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._command = command
+        self._env = env
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def uvicorn(cls, factory: str, env: dict[str, str], log_path: Path, workers: int = 1) -> ServerProcess:
+        server = cls([], env, log_path, workers)
+        server._command = [
+            sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1",
+            "--port", str(server.port), "--workers", str(workers), "--log-level", "warning",
+        ]  # fmt: skip
+        return server
+
+    @classmethod
+    def serve(cls, env: dict[str, str], log_path: Path, workers: int) -> ServerProcess:
+        """The documented deployment: `vertebral-cds serve --workers N`."""
+        server = cls([], env, log_path, workers)
+        server._command = [
+            str(Path(sys.executable).parent / "vertebral-cds"), "serve", "--host", "127.0.0.1",
+            "--port", str(server.port), "--workers", str(workers),
+        ]  # fmt: skip
+        return server
+
+    def start(self, ready_timeout: float = 90.0) -> Self:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VCDS_")}
+        env.update(self._env)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+        command = ["timeout", "--signal=TERM", "--kill-after=5", str(MAX_LIFETIME_SECONDS), *self._command]
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                command, env=env, cwd=REPO_ROOT, stdout=log, stderr=log, start_new_session=True
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"server exited ({self._process.returncode}): {self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200 and (
+                    len(self.worker_pids()) >= self.workers
+                ):
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready within {ready_timeout:.0f} s: {self.log_tail()}")
+
+    def worker_pids(self) -> list[int]:
+        """The processes that answer requests: uvicorn itself, or its workers when it has several."""
+        if self._process is None:
+            return []
+        servers = _children(self._process.pid)  # under `timeout`
+        if self.workers <= 1:
+            return servers
+        return [w for s in servers for w in _children(s) if "spawn_main" in _cmdline(w)]
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self._log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

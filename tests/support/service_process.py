@@ -1,0 +1,104 @@
+"""The real service in its own process(es) for end-to-end tests: `vertebral-cds serve` on 127.0.0.1.
+
+Each server runs under `timeout` in its own process group, so it stops by itself even if the test run
+is killed, and `stop()` ends the whole group (uvicorn's workers included). Ports are picked free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+MAX_LIFETIME_SECONDS = 600
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self._env = env
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._output: BinaryIO | None = None
+
+    def start(self, ready_timeout: float = 60.0) -> Self:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VCDS_")}
+        env.update(self._env)
+        env["VCDS_HOST"] = "127.0.0.1"
+        command = [
+            "timeout",
+            "--signal=TERM",
+            "--kill-after=5",
+            str(MAX_LIFETIME_SECONDS),
+            str(VENV_BIN / "vertebral-cds"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+        ]
+        self._output = self._log_path.open("ab") if self._log_path else None
+        output = self._output or subprocess.DEVNULL
+        self._process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=output, start_new_session=True
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"service exited with {self._process.returncode}; see {self._log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"service did not become ready in {ready_timeout} s; see {self._log_path}")
+
+    def stop(self) -> None:
+        try:
+            self._stop_process()
+        finally:
+            if self._output is not None:
+                self._output.close()
+                self._output = None
+
+    def _stop_process(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
