@@ -1,22 +1,29 @@
-"""Fallback fetch: a hook call without prefetch against the real FHIR server (SEKMET) on 127.0.0.1.
+"""Fallback fetch: a hook call without prefetch, the service fetching every key from `fhirServer`.
 
-The patient (the largest record) is loaded into a fresh server from the test harness
-(`tests/support/fhir_server.py`). Each query the service sends for a missing key (`fetch_query`) is
-timed alone, one after another, following `next` pages, with a keep-alive session as the service uses:
-the slowest of them is the floor of a call that runs them in parallel, their sum the cost of running them
-one by one. The same queries sent at once by a plain thread pool show what the server itself allows.
+The patient (the largest record) is loaded into a fresh real FHIR server (SEKMET, from the test harness
+`tests/support/fhir_server.py`) on 127.0.0.1. Each query the service sends for a missing key
+(`fetch_query`) is timed alone, one after another, following `next` pages, with a keep-alive session as
+the service uses: the slowest of them is the floor of a call that runs them in parallel, their sum the
+cost of running them one by one. The same queries sent at once by a plain thread pool show what the
+server itself allows: SEKMET is one Python process and answers one query at a time.
+
+Then SEKMET's answers are replayed by a stand-in that answers each query after a fixed latency, many
+at once, as an EHR's FHIR server does: there the slowest query and the sum are far apart, and the
+call's latency shows whether the service sends its queries in parallel.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import requests
@@ -29,10 +36,12 @@ from cds_service.patient_data import fetch_query
 from fhir_mappings.codesets import default_codesets
 
 HOOK_PATH = "/cds-services/vertebral-augmentation-select"
+STAND_IN_LATENCY_SECONDS = 0.020
 
 
 @dataclass(frozen=True)
 class FallbackFigure:
+    server: str
     observations_on_server: int
     queries: dict[str, float]
     """Key → median milliseconds of its query alone (all pages)."""
@@ -64,17 +73,71 @@ def _transaction(record: Record) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def _run_query(session: requests.Session, base: str, query: str) -> int:
-    """GET the query and its `next` pages; the number of resources."""
+def _run_query(
+    session: requests.Session, base: str, query: str, record: dict[str, bytes] | None = None
+) -> int:
+    """GET the query and its `next` pages; the number of resources. `record`: path and query → body."""
     url: str | None = urljoin(base.rstrip("/") + "/", query)
     found = 0
     while url:
         response = session.get(url, headers={"Accept": "application/fhir+json"}, timeout=60)
         response.raise_for_status()
+        if record is not None:
+            record[_request_key(response.url)] = response.content
         page = orjson.loads(response.content)
         found += len(page.get("entry") or []) if page.get("resourceType") == "Bundle" else 1
         url = next((link["url"] for link in page.get("link") or [] if link.get("relation") == "next"), None)
     return found
+
+
+def _request_key(url: str) -> str:
+    parts = urlsplit(url)
+    return unquote(f"{parts.path}?{parts.query}" if parts.query else parts.path)
+
+
+class StandIn:
+    """Answers recorded FHIR responses after a fixed latency, each request in its own thread."""
+
+    def __init__(self, latency_seconds: float) -> None:
+        self.answers: dict[str, bytes] = {}
+        answers, latency = self.answers, latency_seconds
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the service's pooled sessions expect
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in separate writes: without this, Nagle's algorithm and the
+                # client's delayed ACK add 40 ms to every answer
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self) -> None:
+                time.sleep(latency)
+                body = answers.get(_request_key(self.path))
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/fhir+json")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/fhir"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def replay(self, recorded: dict[str, bytes], recorded_base: str) -> None:
+        """Serve `recorded` (from `recorded_base`) at this server's base, links rewritten to it."""
+        old, new = urlsplit(recorded_base), urlsplit(self.base_url)
+        for key, body in recorded.items():
+            self.answers[key] = body.replace(old.netloc.encode(), new.netloc.encode())
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def _median_ms(action: Callable[[], object], repeats: int) -> float:
@@ -86,51 +149,76 @@ def _median_ms(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(timings)
 
 
+def _measure(
+    server: str, base_url: str, record: Record, service_port: int, repeats: int, recording: dict[str, bytes]
+) -> FallbackFigure:
+    body = hook_body(record, prefetch=False, fhir_server=base_url)
+    request = HookRequest.model_validate(body)
+    queries = {
+        key.key: fetch_query(key, request)
+        for key in prefetch_keys(default_codesets())
+        if not key.needs_encounter
+    }
+    session = requests.Session()
+    found = {
+        key: _run_query(session, base_url, query, recording) for key, query in queries.items()
+    }  # warm-up
+    alone: dict[str, list[float]] = {key: [] for key in queries}
+    for _ in range(repeats):
+        for key, query in queries.items():
+            started = time.perf_counter()
+            _run_query(session, base_url, query)
+            alone[key].append((time.perf_counter() - started) * 1000)
+
+    local = threading.local()
+
+    def pooled(query: str) -> int:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        return _run_query(local.session, base_url, query)
+
+    with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+        list(pool.map(pooled, queries.values()))  # warm-up: one connection per thread
+        at_once = _median_ms(lambda: list(pool.map(pooled, queries.values())), repeats)
+
+    raw = orjson.dumps(body)
+    _, answer = one_call(service_port, HOOK_PATH, raw)  # warm-up: the service's pooled connections
+    hook_ms = _median_ms(lambda: one_call(service_port, HOOK_PATH, raw), repeats)
+    return FallbackFigure(
+        server=server,
+        observations_on_server=found.get("observations", 0),
+        queries={key: statistics.median(values) for key, values in alone.items()},
+        at_once_ms=at_once,
+        hook_ms=hook_ms,
+        cards=len(orjson.loads(answer).get("cards", [])),
+    )
+
+
 def measure_fallback(
     record: Record, synthea_prefix: str | None, service_port: int, repeats: int
-) -> FallbackFigure:
+) -> tuple[FallbackFigure, FallbackFigure]:
+    """(the real FHIR server, its answers replayed by a parallel stand-in with a fixed latency)."""
     from tests.support.fhir_server import FhirServer, load_synthea  # noqa: PLC0415 - test harness, on demand
 
+    recorded: dict[str, bytes] = {}
     with FhirServer(max_lifetime=600) as fhir:
         bundle = load_synthea(synthea_prefix) if synthea_prefix else _transaction(record)
         patient_id = fhir.load_patient(bundle)
         if patient_id != record.patient_id:
             raise RuntimeError(f"loaded patient {patient_id}, expected {record.patient_id}")
-        body = hook_body(record, prefetch=False, fhir_server=fhir.base_url)
-        request = HookRequest.model_validate(body)
-        queries = {
-            key.key: fetch_query(key, request)
-            for key in prefetch_keys(default_codesets())
-            if not key.needs_encounter
-        }
-        session = requests.Session()
-        found = {key: _run_query(session, fhir.base_url, query) for key, query in queries.items()}  # warm-up
-        alone: dict[str, list[float]] = {key: [] for key in queries}
-        for _ in range(repeats):
-            for key, query in queries.items():
-                started = time.perf_counter()
-                _run_query(session, fhir.base_url, query)
-                alone[key].append((time.perf_counter() - started) * 1000)
-
-        local = threading.local()
-
-        def pooled(query: str) -> int:
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            return _run_query(local.session, fhir.base_url, query)
-
-        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-            list(pool.map(pooled, queries.values()))  # warm-up: one connection per thread
-            at_once = _median_ms(lambda: list(pool.map(pooled, queries.values())), repeats)
-
-        raw = orjson.dumps(body)
-        _, answer = one_call(service_port, HOOK_PATH, raw)  # warm-up: the service's pooled connections
-        hook_ms = _median_ms(lambda: one_call(service_port, HOOK_PATH, raw), repeats)
-        cards = len(orjson.loads(answer).get("cards", []))
-    return FallbackFigure(
-        observations_on_server=found.get("observations", 0),
-        queries={key: statistics.median(values) for key, values in alone.items()},
-        at_once_ms=at_once,
-        hook_ms=hook_ms,
-        cards=cards,
-    )
+        real = _measure("SEKMET (one process)", fhir.base_url, record, service_port, repeats, recorded)
+        sekmet_base = fhir.base_url
+    stand_in = StandIn(STAND_IN_LATENCY_SECONDS)
+    try:
+        stand_in.replay(recorded, sekmet_base)
+        replayed = _measure(
+            f"its answers, replayed after {STAND_IN_LATENCY_SECONDS * 1000:.0f} ms each, in parallel",
+            stand_in.base_url,
+            record,
+            service_port,
+            repeats,
+            {},
+        )
+    finally:
+        stand_in.close()
+    return real, replayed

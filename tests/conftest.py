@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from tests.support.app import client_for, make_app  # noqa: E402
 from tests.support.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
+from tests.support.postgres import pg_schema  # noqa: E402, F401 — a fixture for every test module
 
 INTEGRATION_TOKEN = "integration-test-token"
 _SERVER_FIXTURES = frozenset({"fhir_server", "fhir_server_with_token"})
@@ -69,3 +70,15 @@ def app(tmp_path: Path) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with client_for(app) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _restore_vcds_environment() -> Iterator[None]:
+    """The CLI writes VCDS_ variables for its workers (serve, demo); put the environment back after
+    every test so no setting leaks into the next one."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith("VCDS_")}
+    yield
+    for key in [k for k in os.environ if k.startswith("VCDS_")]:
+        if key not in saved:
+            del os.environ[key]
+    os.environ.update(saved)

@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.admin import AdminContext
 from cds_service.database import Database, migrate
-from cds_service.discovery import prefetch_keys
+from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
 from cds_service.errors import ServiceError, operation_outcome
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import HookFlow
 from cds_service.logging_setup import configure_logging
-from cds_service.records import load_or_create_hash_key
+from cds_service.metrics import HookMetricsMiddleware
+from cds_service.records import load_or_create_hash_key, purge_older_than
 from cds_service.request_log import RequestLogMiddleware
 from cds_service.routes import cds_hooks, health
 from cds_service.routes.admin_pages import install_admin
@@ -82,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     warm_up()
     database = Database(settings.database_url)
     migrate(database.engine)
+    if settings.evaluation_retention_days:
+        purge_older_than(database, datetime.now(UTC) - timedelta(days=settings.evaluation_retention_days))
     fetcher = FhirFetcher(
         FetchLimits(
             request_timeout_seconds=settings.fhir_request_timeout_seconds,
@@ -146,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         always_https=bool(settings.public_base_url and settings.public_base_url.startswith("https://")),
     )
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(HookMetricsMiddleware, service_ids=SERVICES_BY_ID)
     _install_error_handlers(app)
     app.include_router(cds_hooks.router)
     app.include_router(health.router)

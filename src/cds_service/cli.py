@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from cds_service.app import create_app
+from cds_service.db_cli import add_db_commands
 from cds_service.demo_cli import add_demo_commands
 from cds_service.settings import SettingsError, load_settings
 from cds_service.thresholds_cli import add_thresholds_commands
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--settings", help="YAML settings file (same names as the VCDS_ variables)")
     serve.set_defaults(handler=_serve)
     add_thresholds_commands(commands)
+    add_db_commands(commands)
     add_demo_commands(commands)
     return parser
 

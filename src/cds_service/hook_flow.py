@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from cards.models import Action, CdsResponse
 from cards.render import render_cards
 from cards.suggestions import OrderContext
+from cds_service import metrics
 from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
@@ -112,6 +113,11 @@ class HookFlow:
             staging=lambda limit: self._staging(reading, limit),
         )
         cards = render_cards(evaluation, order_context, self.new_id, reading.order.is_demo_stand_in)
+        for card in cards:
+            metrics.CARDS.labels(
+                rule=card.source.topic.code if card.source.topic else "", indicator=card.indicator
+            ).inc()
+        metrics.THRESHOLDS_VERSION.set(version)
         system_actions = self._system_actions(service, reading, evaluation)
         response = CdsResponse(
             cards=cards,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import SplitResult, quote, urlsplit
 
+from cds_service import metrics
 from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
 from cds_service.fhir_client import FhirFetcher, same_origin
@@ -232,7 +233,9 @@ def gather(
         stats.fetch_ms = max((r.elapsed_ms for r in results.values()), default=0.0)
         for name, result in results.items():
             key = by_key[name]
+            metrics.FETCH_LATENCY.labels(key=name).observe(result.elapsed_ms / 1000)
             if result.error is not None:
+                metrics.FETCH_ERRORS.labels(key=name).inc()
                 stats.failed.append(name)
                 record.gaps.append(DataGap(category=key.category, reason=f"{name}: {result.error}"))
             else:
@@ -247,4 +250,11 @@ def gather(
         raise PreconditionFailed(
             f"The patient's data could not be obtained from prefetch or fhirServer: {reasons}"
         )
+    metrics.observe_prefetch(
+        hits=stats.prefetched,
+        nulls=stats.prefetch_null,
+        errors=stats.prefetch_errors,
+        fetched=stats.fetched,
+        failed=stats.failed,
+    )
     return record, stats

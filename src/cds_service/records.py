@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from cds_service import metrics
 from cds_service.database import Database
 from cds_service.hook_models import FeedbackItem
 from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
@@ -155,6 +156,25 @@ def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> 
                     )
                 )
             new += 1
+            metrics.FEEDBACK.labels(rule=card.rule if card else "unknown", outcome=item.outcome).inc()
         except IntegrityError:
             duplicate += 1  # the same item raced in through another worker
     return new, duplicate
+
+
+@dataclass(frozen=True)
+class Purged:
+    evaluations: int
+    feedback: int
+
+
+def purge_older_than(db: Database, cutoff: datetime) -> Purged:
+    """Delete evaluations (with their cards) and feedback recorded before `cutoff` (retention)."""
+    with db.session() as session:
+        old = select(EvaluationRow.id).where(EvaluationRow.created_at < cutoff)
+        session.execute(delete(CardRow).where(CardRow.evaluation_id.in_(old)))
+        evaluations = session.execute(delete(EvaluationRow).where(EvaluationRow.created_at < cutoff))
+        feedback = session.execute(delete(FeedbackRow).where(FeedbackRow.received_at < cutoff))
+        assert isinstance(evaluations, CursorResult)
+        assert isinstance(feedback, CursorResult)
+        return Purged(evaluations=evaluations.rowcount, feedback=feedback.rowcount)

@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         description="Folder of saved cases (hook requests or scenario files) for the admin what-if preview, "
         "besides the ones shipped in the package. Unset: tests/scenarios/cases of a source checkout.",
     )
+    evaluation_retention_days: int = Field(
+        365,
+        ge=0,
+        le=36500,
+        description="Evaluation records and feedback older than this are deleted at start-up and by "
+        "`vertebral-cds db purge`; 0 keeps them forever.",
+    )
     codesets_dir: str | None = Field(
         None,
         description="A site's own copy of the code set files (same format as the shipped ones); validated "

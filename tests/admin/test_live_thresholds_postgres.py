@@ -7,11 +7,8 @@ afterwards. Skips when that server is absent, except under CI=true, where its ab
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,49 +19,18 @@ from cds_service.database import Database, migrate
 from cds_service.thresholds_store import ThresholdsStore, VersionConflict
 from rules.thresholds import DEFAULT_THRESHOLDS
 from tests.support.app import sample
+from tests.support.postgres import sqlalchemy_url
 from tests.support.service_process import ServiceProcess
 
-psycopg = pytest.importorskip("psycopg")
-
-PG_DSN = os.environ.get("VCDS_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 dbname=test")
 TOKEN = "editor-token-for-the-postgres-test"
 SELECT = "/cds-services/vertebral-augmentation-select"
 
 pytestmark = pytest.mark.integration
 
 
-def _sqlalchemy_url(schema: str) -> str:
-    params = dict(part.split("=", 1) for part in PG_DSN.split())
-    user = params.get("user", "")
-    host, port, dbname = (
-        params.get("host", "127.0.0.1"),
-        params.get("port", "5432"),
-        params.get("dbname", "test"),
-    )
-    login = f"{user}@" if user else ""
-    return f"postgresql+psycopg://{login}{host}:{port}/{dbname}?options=-csearch_path%3D{schema}"
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    try:
-        connection = psycopg.connect(PG_DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required under CI=true: {error}", pytrace=False)
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 not reachable: {error}")
-    schema = f"vcds_test_{uuid.uuid4().hex[:12]}"
-    with connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-        try:
-            yield schema
-        finally:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def _env(schema: str) -> dict[str, str]:
     return {
-        "VCDS_DATABASE_URL": _sqlalchemy_url(schema),
+        "VCDS_DATABASE_URL": sqlalchemy_url(schema),
         "VCDS_ADMIN_TOKEN": TOKEN,
         "VCDS_PATIENT_HASH_KEY": "postgres-test-key",
         "VCDS_THRESHOLDS_REFRESH_SECONDS": "1",
@@ -117,7 +83,7 @@ def test_a_change_through_one_server_is_used_by_the_workers_of_another(
 
 
 def test_racing_editors_on_postgresql_make_exactly_one_version(pg_schema: str) -> None:
-    url = _sqlalchemy_url(pg_schema)
+    url = sqlalchemy_url(pg_schema)
     seed_db = Database(url)
     migrate(seed_db.engine)
     ThresholdsStore(seed_db).seed(DEFAULT_THRESHOLDS, "defaults")

@@ -8,6 +8,7 @@ message per field and change nothing.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from cds_service.admin import Admin, AdminContext, AdminError, Editor, Viewer
 from cds_service.admin_auth import Principal, clean_name
+from cds_service.analytics import Period, as_csv, rule_statistics
 from cds_service.audit import entries
 from cds_service.routes.cds_hooks import read_json_body
 from cds_service.threshold_fields import diff, errors_json, field_errors, missing_fields, schema_json
@@ -299,3 +301,55 @@ def audit_log(
     before: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
 ) -> Response:
     return _json({"entries": [e.as_json() for e in entries(admin.database, limit=limit, before_id=before)]})
+
+
+def analytics_period(start: date | None, end: date | None, today: date) -> Period:
+    """[start, end] as whole days, UTC; the last 30 days when not given. 422 when reversed or absurd."""
+    last = end or today
+    first = start or last - timedelta(days=29)
+    if first > last:
+        raise AdminError(
+            422, "The period starts after it ends.", errors=[{"field": "from", "message": "after to"}]
+        )
+    if (last - first).days > 3660:
+        raise AdminError(
+            422, "The period is longer than ten years.", errors=[{"field": "from", "message": "too early"}]
+        )
+    return Period(
+        start=datetime.combine(first, time.min, tzinfo=UTC),
+        end=datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC),
+    )
+
+
+@router.get("/analytics")
+def analytics(
+    _: Viewer,
+    admin: Admin,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    period = analytics_period(start, end, datetime.now(UTC).date())
+    rows = rule_statistics(admin.database, period)
+    return _json(
+        {
+            "from": period.start.date().isoformat(),
+            "to": (period.end - timedelta(days=1)).date().isoformat(),
+            "rules": [row.as_json() for row in rows],
+        }
+    )
+
+
+@router.get("/analytics.csv")
+def analytics_csv(
+    _: Viewer,
+    admin: Admin,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    period = analytics_period(start, end, datetime.now(UTC).date())
+    name = f"vertebral-cds-feedback-{period.start.date()}-{(period.end - timedelta(days=1)).date()}.csv"
+    return Response(
+        content=as_csv(rule_statistics(admin.database, period)),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

@@ -12,6 +12,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,9 +27,10 @@ from starlette.datastructures import UploadFile
 
 from cds_service.admin import AdminContext, AdminError, admin_context, client_address
 from cds_service.admin_auth import SESSION_COOKIE, Principal, clean_name
+from cds_service.analytics import rule_statistics
 from cds_service.audit import entries
 from cds_service.routes import admin_api
-from cds_service.routes.admin_api import MAX_REASON_LENGTH, MAX_VERSION
+from cds_service.routes.admin_api import MAX_REASON_LENGTH, MAX_VERSION, analytics_period
 from cds_service.threshold_fields import (
     FORM_ERROR,
     INDICATORS,
@@ -566,3 +568,24 @@ def install_admin(app: FastAPI, context: AdminContext) -> None:
     app.include_router(admin_api.router)
     app.include_router(router)
     app.mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static")
+
+
+@router.get("/analytics")
+def analytics_page(
+    request: Request,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    principal = _principal(request)
+    admin = admin_context(request)
+    period = analytics_period(start, end, datetime.now(UTC).date())
+    last_day = (period.end - timedelta(days=1)).date()
+    return _page(
+        "analytics.html",
+        principal=principal,
+        csrf=admin.auth.csrf_token(principal),
+        rows=rule_statistics(admin.database, period),
+        start=period.start.date().isoformat(),
+        end=last_day.isoformat(),
+        page="analytics",
+    )
