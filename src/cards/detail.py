@@ -97,7 +97,9 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
         parts.append(f"**Thresholds** (version {thresholds_version}, set by your administrator): {used}")
     else:
         parts.append(f"Thresholds version {thresholds_version}.")
-    cited = "; ".join(f"[{source(s).label}]({source(s).url})" for s in finding.sources)
+    cited = "; ".join(
+        f"[{source(s).label}]({source(s).url})" if source(s).url else source(s).label for s in finding.sources
+    )
     if cited:
         parts.append(f"**Source**: {cited}")
     if demo_stand_in:

@@ -74,7 +74,8 @@ def _with_ids(suggestions: list[Suggestion], new_id: IdFactory) -> tuple[Suggest
 def render_card(
     finding: Finding, evaluation: Evaluation, ctx: OrderContext, new_id: IdFactory, demo_stand_in: bool
 ) -> Card:
-    primary = source(finding.sources[0]) if finding.sources else source("S17")
+    linked = [source(s) for s in finding.sources if source(s).url]
+    primary = linked[0] if linked else source("S17")
     suggestions = _with_ids(suggestions_for(finding, ctx), new_id)
     return Card(
         uuid=new_id(),
@@ -89,10 +90,7 @@ def render_card(
         suggestions=suggestions or None,
         selection_behavior=("any" if len(suggestions) > 1 else "at-most-one") if suggestions else None,
         override_reasons=override_reasons(finding.rule),
-        links=tuple(
-            Link(label=source(s).label[:80], url=source(s).url, type="absolute") for s in finding.sources
-        )
-        or None,
+        links=tuple(Link(label=s.label[:80], url=s.url, type="absolute") for s in linked if s.url) or None,
         extension=_extension(finding, evaluation),
     )
 

@@ -146,7 +146,7 @@ def _spec(path: str, info: FieldInfo, group: str) -> FieldSpec:
         default=list(default) if isinstance(default, tuple) else default,
         source=str(extra["source"]),
         source_label=source.label if source else str(extra["source"]),
-        source_url=source.url if source else "",
+        source_url=(source.url or "") if source else "",
         verification=str(extra["verification"]),
         group=group,
     )

@@ -14,7 +14,7 @@ class Source(BaseModel):
 
     id: str
     label: str
-    url: str
+    url: str | None
 
 
 _ALL = (
@@ -102,7 +102,7 @@ _ALL = (
     Source(
         id="INSTITUTIONAL",
         label="Institutional default (no guideline states this figure; review locally)",
-        url="https://github.com/vertebral-cds/vertebral-cds#thresholds",
+        url=None,  # nothing public to point at: named in the detail, never linked
     ),
     Source(
         id="WHO",
