@@ -88,6 +88,10 @@ class Results:
     big_note: str = ""
     multi_workers: int = 0
     multi: dict[int, LoadResult] = field(default_factory=dict)
+    multi_cores: dict[int, list[float]] = field(default_factory=dict)
+    """Concurrency → CPU cores each worker used during the run."""
+    multi_machine_busy: dict[int, float] = field(default_factory=dict)
+    """Concurrency → share of the whole machine's CPU in use during the run (other tenants included)."""
     multi_note: str = ""
     seconds: float = 0.0
 
@@ -101,14 +105,29 @@ def _cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[int, int]:
+    """(all, idle) jiffies of the whole machine, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
 def _load_with_cpu(
     server: ServerProcess, path: str, body: bytes, concurrency: int, seconds: float
 ) -> tuple[LoadResult, float]:
+    """The load run, and the workers' CPU time during its measured window (the run's CPU time, warm-up
+    included, scaled to the window)."""
+    result, per_worker = _load_with_worker_cpu(server, path, body, concurrency, seconds)
+    return result, sum(per_worker)
+
+
+def _load_with_worker_cpu(
+    server: ServerProcess, path: str, body: bytes, concurrency: int, seconds: float
+) -> tuple[LoadResult, list[float]]:
     pids = server.worker_pids()
-    before = sum(_cpu_ms(p) for p in pids)
+    before, started = [_cpu_ms(p) for p in pids], time.perf_counter()
     result = run_load(server.port, path, body, concurrency=concurrency, seconds=seconds)
-    after = sum(_cpu_ms(p) for p in pids)
-    return result, after - before
+    after, wall = [_cpu_ms(p) for p in pids], time.perf_counter() - started
+    return result, [(b - a) * result.seconds / wall for a, b in zip(before, after, strict=True)]
 
 
 def measure_http(server: ServerProcess, body: bytes, seconds: float, rounds: int) -> dict[int, HttpFigure]:
@@ -211,8 +230,16 @@ def run(args: argparse.Namespace) -> Results:
             env = bench_settings(work / "multi")
             with ServerProcess.serve(env, work / "multi.log", args.workers) as server:
                 for concurrency in (8, 32):
-                    results.multi[concurrency] = run_load(
-                        server.port, HOOK_PATH, typical, concurrency=concurrency, seconds=args.seconds
+                    busy_before = _machine_cpu()
+                    load, cpu_ms = _load_with_worker_cpu(
+                        server, HOOK_PATH, typical, concurrency, args.seconds
+                    )
+                    busy_after = _machine_cpu()
+                    results.multi[concurrency] = load
+                    results.multi_cores[concurrency] = [ms / (load.seconds * 1000) for ms in cpu_ms]
+                    total = busy_after[0] - busy_before[0]
+                    results.multi_machine_busy[concurrency] = 1 - (busy_after[1] - busy_before[1]) / max(
+                        total, 1
                     )
         else:
             results.multi_note = "not run (--workers 1)"
@@ -398,12 +425,12 @@ def _scaling(results: Results) -> dict[int, InProcessFigure | None]:
 
 def _scaling_rows(results: Results) -> list[str]:
     rows = [
-        _row(["Observations", "record", "in-process", "per Observation"]),
-        _row(["---:", "---", "---:", "---:"]),
+        _row(["Observations", "record", "in-process", "per Observation", "json.loads per Observation"]),
+        _row(["---:", "---", "---:", "---:", "---:"]),
     ]
     for size, figure in _scaling(results).items():
         if figure is None:
-            rows.append(_row([f"scaling {size:,}: not measured (--quick)", "", "", ""]))
+            rows.append(_row([f"scaling {size:,}: not measured (--quick)", "", "", "", ""]))
             continue
         rows.append(
             _row(
@@ -412,10 +439,20 @@ def _scaling_rows(results: Results) -> list[str]:
                     figure.name,
                     _ms(figure.service_ms),
                     f"{figure.us_per_observation:.1f} µs",
+                    f"{figure.json_ms * 1000 / figure.observations:.1f} µs",
                 ]
             )
         )
     return rows
+
+
+def _json_scaling_note(results: Results) -> list[str]:
+    scaling = _scaling(results)
+    small, large = scaling[1_000], scaling[10_000]
+    if small is None or large is None:
+        return []
+    ratio = (large.json_ms / large.observations) / (small.json_ms / small.observations)
+    return ["", f"json.loads alone, 10,000 ÷ 1,000 per Observation: {ratio:.2f}"]
 
 
 def targets(results: Results) -> list[tuple[str, str, float | None, bool | None]]:
@@ -479,6 +516,7 @@ def render(results: Results, args: argparse.Namespace) -> str:
         "4. Scaling: in-process cost per Observation",
         "",
         *_scaling_rows(results),
+        *_json_scaling_note(results),
         "",
         "5. Memory",
         "",
@@ -498,7 +536,8 @@ def render(results: Results, args: argparse.Namespace) -> str:
         ),
         "",
         f"6. Multi-worker deployment: `vertebral-cds serve --workers {results.multi_workers}`, "
-        "typical record, hook endpoint",
+        "typical record, hook endpoint; cores: CPU time each worker process used per second. The workers "
+        "share one listening socket, so a few long-lived connections can land unevenly on them",
         "",
         _row(["", "concurrency 8", "concurrency 32"]),
         _row(["---", "---:", "---:"]),
@@ -508,7 +547,10 @@ def render(results: Results, args: argparse.Namespace) -> str:
         _row(
             ["one worker (from 2.)"]
             + [
-                f"{one[c].hook.throughput:,.0f} req/s, p99 {_ms(one[c].hook.p99)}" if c in one else ""
+                f"{one[c].hook.throughput:,.0f} req/s, p99 {_ms(one[c].hook.p99)}, "
+                f"{one[c].hook_cpu_ms * one[c].hook.throughput / 1000:.2f} cores"
+                if c in one
+                else ""
                 for c in (8, 32)
             ]
         )
@@ -518,7 +560,9 @@ def render(results: Results, args: argparse.Namespace) -> str:
             _row(
                 [f"multi-worker: {results.multi_workers} workers"]
                 + [
-                    f"{results.multi[c].throughput:,.0f} req/s, p99 {_ms(results.multi[c].p99)}"
+                    f"{results.multi[c].throughput:,.0f} req/s, p99 {_ms(results.multi[c].p99)}, "
+                    f"{' + '.join(f'{x:.2f}' for x in results.multi_cores[c])} cores "
+                    f"(machine {results.multi_machine_busy[c]:.0%} busy)"
                     for c in (8, 32)
                 ]
             )
@@ -561,7 +605,15 @@ def _json(results: Results) -> dict[str, Any]:
         "worker_peak_rss_mb_10000": results.big_peak_rss_mb,
         "worker_peak_rss_mb": results.worker_peak_rss_mb,
         "multi_workers": results.multi_workers,
-        "multi": {c: {"rps": r.throughput, "p99_ms": r.p99} for c, r in results.multi.items()},
+        "multi": {
+            c: {
+                "rps": r.throughput,
+                "p99_ms": r.p99,
+                "cores": results.multi_cores.get(c),
+                "machine_busy": results.multi_machine_busy.get(c),
+            }
+            for c, r in results.multi.items()
+        },
         "targets": [
             {"target": t, "limit": lim, "measured": v, "met": m} for t, lim, v, m in targets(results)
         ],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOCALHOST = "127.0.0.1"
+STAGGER_SECONDS = 0.010
 
 
 class LoadError(RuntimeError):
@@ -81,23 +82,28 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _connection(
-    port: int, payload: bytes, stop_at: float, budget: list[int], result: LoadResult, record: bool
+    index: int, port: int, payload: bytes, window: tuple[float, float], budget: list[int], result: LoadResult
 ) -> None:
+    """One keep-alive connection. Connections open one after another, each sending at once, so that with
+    several worker processes each busy worker leaves the next connection to an idle one, as connections
+    that arrive over time are spread in practice (a burst would all land on the worker that wakes first)."""
+    record_from, stop_at = window
+    await asyncio.sleep(index * STAGGER_SECONDS)
     reader, writer = await asyncio.open_connection(LOCALHOST, port)
     try:
         while time.perf_counter() < stop_at and budget[0] > 0:
-            budget[0] -= 1
             started = time.perf_counter()
             writer.write(payload)
             status, body = await _read_response(reader)
-            elapsed = (time.perf_counter() - started) * 1000
+            finished = time.perf_counter()
             if status != 200:
                 result.errors += 1
                 result.first_error = result.first_error or f"HTTP {status}: {body[:300]!r}"
-                continue
-            if record:
+            elif started >= record_from and finished <= stop_at:
+                budget[0] -= 1
                 result.requests += 1
-                result.latencies_ms.append(elapsed)
+                result.latencies_ms.append((finished - started) * 1000)
+                result.seconds = max(result.seconds, finished - record_from)
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
@@ -105,19 +111,21 @@ async def _connection(
 
 
 async def _load(
-    port: int, payload: bytes, concurrency: int, seconds: float, max_requests: int, record: bool
+    port: int, payload: bytes, concurrency: int, seconds: float, warmup_seconds: float, max_requests: int
 ) -> LoadResult:
     result = LoadResult()
     budget = [max_requests]
-    cpu_started, started = time.process_time(), time.perf_counter()
-    stop_at = started + seconds
-    tasks = [_connection(port, payload, stop_at, budget, result, record) for _ in range(concurrency)]
+    cpu_started = time.process_time()
+    record_from = time.perf_counter() + concurrency * STAGGER_SECONDS + warmup_seconds
+    window = (record_from, record_from + seconds)
+    tasks = [_connection(i, port, payload, window, budget, result) for i in range(concurrency)]
     try:
         # a hung server must not hang the benchmark: one generous bound on the whole run
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 60)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=window[1] - time.perf_counter() + 60)
     except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
         raise LoadError(f"load run failed: {type(error).__name__}: {error}") from error
-    result.seconds = time.perf_counter() - started
+    if budget[0] > 0:
+        result.seconds = seconds  # the whole window (else: up to the last recorded answer)
     result.client_cpu_ms = (time.process_time() - cpu_started) * 1000
     return result
 
@@ -141,12 +149,10 @@ def run_load(
     max_requests: int = 50_000,
     warmup_seconds: float = 0.3,
 ) -> LoadResult:
-    """Warm up (not recorded), then keep `concurrency` requests in flight for `seconds`."""
-    payload = request_bytes(port, path, body)
-    run = _runner()
-    if warmup_seconds > 0:
-        run(_load(port, payload, concurrency, warmup_seconds, max_requests, record=False))
-    result = run(_load(port, payload, concurrency, seconds, max_requests, record=True))
+    """Open `concurrency` connections, warm up (not recorded), then keep them busy for `seconds`."""
+    result = _runner()(
+        _load(port, request_bytes(port, path, body), concurrency, seconds, warmup_seconds, max_requests)
+    )
     if result.errors:
         raise LoadError(f"{result.errors} failed requests to {path}; first: {result.first_error}")
     return result
