@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,11 @@ def test_ensure_sekmet_venv_is_idempotent_and_fast() -> None:
     assert time.monotonic() - started < 0.5
     assert first.is_file()
     assert first.name == "sekmet"
+
+
+def test_a_server_with_several_workers_serves_the_loaded_patient_from_every_worker(synthea_dir: Path) -> None:
+    with FhirServer(workers=2) as server:
+        patient_id = server.load_patient(load_synthea("Hallie_Hoeger"))
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: server.read("Patient", patient_id)["id"], range(8)))
+    assert answers == [patient_id] * 8

@@ -287,8 +287,12 @@ class FhirServer:
         startup_timeout: float = 30.0,
         max_lifetime: float = 1800.0,
         request_timeout: float = 120.0,
+        workers: int = 1,
     ) -> None:
+        """`workers` > 1 runs the same server app under uvicorn with that many worker processes (as a
+        FHIR server is deployed), so it answers concurrent queries concurrently."""
         self.token = bearer_token
+        self.workers = workers
         self.startup_timeout = startup_timeout
         self.max_lifetime = max_lifetime
         self.request_timeout = request_timeout
@@ -390,11 +394,26 @@ class FhirServer:
             str(os.getpid()),
             str(self.max_lifetime),
             str(self.workdir),
-            str(exe),
-            "serve",
-            "-c",
-            str(config),
+            *(
+                [str(exe), "serve", "-c", str(config)]
+                if self.workers == 1
+                else [
+                    str(exe.parent / "uvicorn"),
+                    "sekmet.main:app_factory",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                    "--log-level",
+                    "warning",
+                ]
+            ),
         ]
+        if self.workers > 1:
+            env["SEKMET_CONFIG"] = str(config)
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 cmd,
