@@ -8,6 +8,7 @@ message per field and change nothing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -149,15 +150,16 @@ async def put_thresholds(request: Request, principal: Editor, admin: Admin) -> R
     expected = await run_in_threadpool(_expected_version, request, admin)
     thresholds = validated(body.get("values"), require_every_field=True)
     reason = _reason(body)
+    actor = principal.actor(_actor_name(body, principal))
+    return await _commit(
+        admin, lambda: admin.store.save(thresholds, expected_version=expected, actor=actor, reason=reason)
+    )
+
+
+async def _commit(admin: AdminContext, change: Callable[[], ThresholdsVersion]) -> Response:
+    """Run one compare-and-swap change: the new version, 412 on a conflict, `changed: false` if a no-op."""
     try:
-        saved = await run_in_threadpool(
-            lambda: admin.store.save(
-                thresholds,
-                expected_version=expected,
-                actor=principal.actor(_actor_name(body, principal)),
-                reason=reason,
-            )
-        )
+        saved = await run_in_threadpool(change)
     except VersionConflict as conflict:
         raise _conflict(conflict.current) from conflict
     except NothingToSave:
@@ -250,20 +252,10 @@ async def rollback(request: Request, principal: Editor, admin: Admin) -> Respons
         )
     _get(admin, target)
     reason = _reason(body)
-    try:
-        saved = await run_in_threadpool(
-            lambda: admin.store.rollback(
-                target,
-                expected_version=expected,
-                actor=principal.actor(_actor_name(body, principal)),
-                reason=reason,
-            )
-        )
-    except VersionConflict as conflict:
-        raise _conflict(conflict.current) from conflict
-    except NothingToSave:
-        return _version_response(admin.store.current_version(), changed=False)
-    return _version_response(saved, changed=True)
+    actor = principal.actor(_actor_name(body, principal))
+    return await _commit(
+        admin, lambda: admin.store.rollback(target, expected_version=expected, actor=actor, reason=reason)
+    )
 
 
 @router.post("/thresholds/what-if")
