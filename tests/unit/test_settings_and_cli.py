@@ -12,7 +12,7 @@ import pytest
 import fhir_mappings
 from cds_service.app import create_app
 from cds_service.cli import main
-from cds_service.settings import SettingsError, load_settings
+from cds_service.settings import Settings, SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +110,12 @@ def test_a_site_copy_of_valid_code_sets_is_used(tmp_path: Path, monkeypatch: pyt
     assert create_app(settings).state.codesets.condition_groups(
         "http://hl7.org/fhir/sid/icd-10-cm", "J44.9"
     ) == {"copd"}
+
+
+def test_every_setting_is_documented_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    for name, field in Settings.model_fields.items():
+        variable = f"VCDS_{name.upper()}"
+        assert f"`{variable}`" in table, f"{variable} is missing from the README's configuration table"
+        assert field.description, f"{variable} has no description"
