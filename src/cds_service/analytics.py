@@ -11,7 +11,7 @@ import csv
 import io
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -49,8 +49,19 @@ class RuleStatistics:
 
 @dataclass(frozen=True)
 class Period:
-    start: datetime
-    end: datetime
+    """Whole days, first to last inclusive, in UTC."""
+
+    first: date
+    last: date
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first, time.min, tzinfo=UTC)
+
+    @property
+    def end(self) -> datetime:
+        """Exclusive: midnight after the last day."""
+        return datetime.combine(self.last + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def rule_statistics(database: Database, period: Period) -> list[RuleStatistics]:

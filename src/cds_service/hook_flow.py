@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cards.models import Action, CdsResponse
+from cards.models import Action, Card, CdsResponse
 from cards.render import render_cards
 from cards.suggestions import OrderContext
 from cds_service import metrics
@@ -113,10 +113,8 @@ class HookFlow:
             staging=lambda limit: self._staging(reading, limit),
         )
         cards = render_cards(evaluation, order_context, self.new_id, reading.order.is_demo_stand_in)
-        for card in cards:
-            metrics.CARDS.labels(
-                rule=card.source.topic.code if card.source.topic else "", indicator=card.indicator
-            ).inc()
+        for finding in evaluation.findings:  # one card per finding, same rule and indicator
+            metrics.CARDS.labels(rule=finding.rule, indicator=finding.indicator).inc()
         metrics.THRESHOLDS_VERSION.set(version)
         system_actions = self._system_actions(service, reading, evaluation)
         response = CdsResponse(
@@ -193,19 +191,21 @@ class HookFlow:
         request: HookRequest,
         evaluation: Evaluation,
         reading: DraftOrderReading,
-        cards: tuple[Any, ...],
+        cards: tuple[Card, ...],
         stats: DataStats,
         timings: dict[str, float],
         parse_issue_count: int,
     ) -> None:
+        paired = list(zip(evaluation.findings, cards, strict=True))
+        assert all(card.uuid for card in cards), "render_cards gives every card a uuid"
         issued = tuple(
             IssuedCard(
-                uuid=card.uuid,
-                rule=card.source.topic.code,
+                uuid=str(card.uuid),
+                rule=finding.rule,
                 indicator=card.indicator,
                 suggestion_uuids=tuple(s.uuid for s in card.suggestions or () if s.uuid),
             )
-            for card in cards
+            for finding, card in paired
         )
         outcomes = [
             {
@@ -214,7 +214,7 @@ class HookFlow:
                 "card": card.uuid,
                 **({"criteria": {c.criterion: c.outcome for c in f.criteria}} if f.criteria else {}),
             }
-            for f, card in zip(evaluation.findings, cards, strict=True)
+            for f, card in paired
         ]
         store_evaluation(
             self.database,

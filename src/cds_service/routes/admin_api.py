@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -307,10 +307,7 @@ def analytics_period(start: date | None, end: date | None, today: date) -> Perio
         raise AdminError(
             422, "The period is longer than ten years.", errors=[{"field": "from", "message": "too early"}]
         )
-    return Period(
-        start=datetime.combine(first, time.min, tzinfo=UTC),
-        end=datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC),
-    )
+    return Period(first=first, last=last)
 
 
 @router.get("/analytics")
@@ -324,8 +321,8 @@ def analytics(
     rows = rule_statistics(admin.database, period)
     return _json(
         {
-            "from": period.start.date().isoformat(),
-            "to": (period.end - timedelta(days=1)).date().isoformat(),
+            "from": period.first.isoformat(),
+            "to": period.last.isoformat(),
             "rules": [row.as_json() for row in rows],
         }
     )
@@ -339,7 +336,7 @@ def analytics_csv(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     period = analytics_period(start, end, datetime.now(UTC).date())
-    name = f"vertebral-cds-feedback-{period.start.date()}-{(period.end - timedelta(days=1)).date()}.csv"
+    name = f"vertebral-cds-feedback-{period.first}-{period.last}.csv"
     return Response(
         content=as_csv(rule_statistics(admin.database, period)),
         media_type="text/csv; charset=utf-8",

@@ -12,7 +12,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -579,13 +579,12 @@ def analytics_page(
     principal = _principal(request)
     admin = admin_context(request)
     period = analytics_period(start, end, datetime.now(UTC).date())
-    last_day = (period.end - timedelta(days=1)).date()
     return _page(
         "analytics.html",
         principal=principal,
         csrf=admin.auth.csrf_token(principal),
         rows=rule_statistics(admin.database, period),
-        start=period.start.date().isoformat(),
-        end=last_day.isoformat(),
+        start=period.first.isoformat(),
+        end=period.last.isoformat(),
         page="analytics",
     )
