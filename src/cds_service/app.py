@@ -25,9 +25,11 @@ from cds_service.admin import AdminContext
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
 from cds_service.errors import ServiceError, operation_outcome
+from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import HookFlow
 from cds_service.logging_setup import configure_logging
+from cds_service.mapping_cache import MappingCache
 from cds_service.metrics import HookMetricsMiddleware
 from cds_service.records import load_or_create_hash_key, purge_older_than
 from cds_service.request_log import RequestLogMiddleware
@@ -114,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         new_id=lambda: str(uuid.uuid4()),
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
         sign_system_actions=settings.sign_system_actions,
+        mapping_cache=MappingCache(codesets, settings.mapping_cache_entries, settings.mapping_cache_seconds),
+        writer=EvaluationWriter(database),
     )
 
     @asynccontextmanager
@@ -124,6 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         gc.unfreeze()
         fetcher.close()
+        if flow.writer is not None:
+            flow.writer.close()  # the rows still queued are written before the database closes
         database.dispose()
 
     app = FastAPI(

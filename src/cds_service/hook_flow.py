@@ -18,13 +18,15 @@ from cds_service import metrics
 from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
+from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FhirFetcher
 from cds_service.hook_models import HookRequest
+from cds_service.mapping_cache import MappingCache
 from cds_service.patient_data import DataStats, gather, needs_fetch
 from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
-from fhir_mappings.record import build_facts
+from fhir_mappings.record import facts_from, map_record
 from fhir_mappings.staging import annotate_decision, stage_order
 from rules.catalog import evaluate
 from rules.findings import Evaluation
@@ -63,6 +65,15 @@ class HookFlow:
     sign_system_actions: bool = True
     record_evaluations: bool = True
     """False for the admin what-if preview: it decides, but nothing is stored or logged."""
+    mapping_cache: MappingCache | None = None
+    """Mapped records by content, shared by the calls of one worker; None maps every call afresh."""
+    writer: EvaluationWriter | None = None
+    """Writes evaluation rows off the call's path; None writes each inside its call."""
+
+    def flush_records(self, timeout: float = 5.0) -> None:
+        """Wait until the rows of the calls answered so far are in the database (before reading them)."""
+        if self.writer is not None:
+            self.writer.flush(timeout)
 
     def parse(self, service: ServiceDefinition, body: Any) -> HookRequest:
         if not isinstance(body, dict):
@@ -104,7 +115,9 @@ class HookFlow:
         parsed = time.perf_counter()
         record, stats = gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
         gathered = time.perf_counter()
-        facts = build_facts(record, reading, self.clock(), self.codesets)
+        cache = self.mapping_cache
+        mapped = cache.map(record) if cache is not None else map_record(record, self.codesets)
+        facts = facts_from(mapped, reading, self.clock(), self.codesets)
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
         order_context = OrderContext(
             patient_id=request.context.patient_id,
@@ -216,28 +229,29 @@ class HookFlow:
             }
             for f, card in paired
         ]
-        store_evaluation(
-            self.database,
-            EvaluationRecord(
-                service_id=service.id,
-                hook=service.hook,
-                hook_instance=request.hook_instance,
-                patient_hash=patient_hash(self.hash_key, request.context.patient_id),
-                thresholds_version=evaluation.thresholds_version,
-                procedure=reading.order.procedure if reading.order else None,
-                level_count=reading.order.level_count if reading.order else None,
-                rules_run=evaluation.rules_run,
-                outcomes=outcomes,
-                cards=issued,
-                data={
-                    "prefetched": stats.prefetched,
-                    "prefetch_null": stats.prefetch_null,
-                    "prefetch_errors": stats.prefetch_errors,
-                    "fetched": stats.fetched,
-                    "failed": stats.failed,
-                    "fetch_ms": round(stats.fetch_ms, 1),
-                    "parse_issues": parse_issue_count,
-                },
-                timings_ms={k: round(v, 2) for k, v in timings.items()},
-            ),
+        record = EvaluationRecord(
+            service_id=service.id,
+            hook=service.hook,
+            hook_instance=request.hook_instance,
+            patient_hash=patient_hash(self.hash_key, request.context.patient_id),
+            thresholds_version=evaluation.thresholds_version,
+            procedure=reading.order.procedure if reading.order else None,
+            level_count=reading.order.level_count if reading.order else None,
+            rules_run=evaluation.rules_run,
+            outcomes=outcomes,
+            cards=issued,
+            data={
+                "prefetched": stats.prefetched,
+                "prefetch_null": stats.prefetch_null,
+                "prefetch_errors": stats.prefetch_errors,
+                "fetched": stats.fetched,
+                "failed": stats.failed,
+                "fetch_ms": round(stats.fetch_ms, 1),
+                "parse_issues": parse_issue_count,
+            },
+            timings_ms={k: round(v, 2) for k, v in timings.items()},
         )
+        if self.writer is not None:
+            self.writer.submit(record)
+        else:
+            store_evaluation(self.database, record)

@@ -22,6 +22,7 @@ SAFE_FIELDS = (
     "jti",
     "feedback_new",
     "feedback_duplicates",
+    "rows",
 )
 
 

@@ -43,6 +43,21 @@ PREFETCH_KEYS = Counter(
     ["outcome"],
 )
 FEEDBACK = Counter("vcds_feedback_total", "Feedback items stored, by rule and outcome.", ["rule", "outcome"])
+MAPPING_CACHE = Counter(
+    "vcds_mapping_cache_total",
+    "Patient records mapped: hit (same content mapped before, within the TTL), miss, uncacheable.",
+    ["result"],
+)
+EVALUATION_ROWS_DROPPED = Counter(
+    "vcds_evaluation_rows_dropped_total",
+    "Evaluation rows not stored (the cards were still answered), by reason: queue full, database error.",
+    ["reason"],
+)
+EVALUATION_BATCH_ROWS = Histogram(
+    "vcds_evaluation_batch_rows",
+    "Evaluation rows written per transaction by the writer thread.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
 THRESHOLDS_VERSION = Gauge(
     "vcds_thresholds_version", "Thresholds version used by the latest hook call.", multiprocess_mode="max"
 )

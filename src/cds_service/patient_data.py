@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import SplitResult, quote, urlsplit
@@ -66,26 +67,31 @@ def fetch_query(key: PrefetchKey, request: HookRequest) -> str:
 
 
 def _is_error(value: dict[str, Any]) -> bool:
-    if value.get("resourceType") == "OperationOutcome":
+    """An OperationOutcome, or a Bundle of nothing but OperationOutcomes (stops at the first other entry)."""
+    resource_type = value.get("resourceType")
+    if resource_type == "OperationOutcome":
         return True
-    if value.get("resourceType") != "Bundle":
+    if resource_type != "Bundle":
         return False
-    entries = [e.get("resource") for e in value.get("entry") or [] if isinstance(e, dict)]
-    return bool(entries) and all(
-        isinstance(r, dict) and r.get("resourceType") == "OperationOutcome" for r in entries
-    )
+    outcomes = False
+    for entry in value.get("entry") or ():
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
+            return False
+        outcomes = True
+    return outcomes
 
 
-def _resources(value: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
-    """Resources in a prefetched value, and its `next` page URL if paginated."""
+def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
+    """The resources in a prefetched value: itself, or a Bundle's entries (unchecked: see `_accept`)."""
     if value.get("resourceType") != "Bundle":
-        return [value], None
-    resources = [
-        e["resource"]
-        for e in value.get("entry") or []
-        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
-    ]
-    return resources, _next_link(value)
+        yield value
+        return
+    for entry in value.get("entry") or ():
+        if isinstance(entry, dict):
+            yield entry.get("resource")
 
 
 def _next_link(value: dict[str, Any]) -> str | None:
@@ -129,20 +135,21 @@ def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
     return False
 
 
-def _accept(key: PrefetchKey, resources: list[dict[str, Any]], record: PatientRecord) -> None:
-    def expected(resource: dict[str, Any]) -> bool:
+def _accept(key: PrefetchKey, resources: Iterable[Any], record: PatientRecord) -> None:
+    """Keep the resources of the types the key asks for; name any other type (OperationOutcomes, which
+    servers add as warnings, are dropped silently). One pass: this runs over every prefetched entry."""
+    wanted = key.resource_types
+    by_type = record.resources
+    for resource in resources:
+        if not isinstance(resource, dict):
+            continue
         resource_type = resource.get("resourceType")
-        return isinstance(resource_type, str) and resource_type in key.resource_types
-
-    wanted = [r for r in resources if expected(r)]
-    for unexpected in (r for r in resources if not expected(r)):
-        if unexpected.get("resourceType") != "OperationOutcome":
+        if type(resource_type) is str and resource_type in wanted:
+            by_type[resource_type].append(resource)
+        elif resource_type != "OperationOutcome":
             record.issues.append(
-                ParseIssue(
-                    reference=f"{unexpected.get('resourceType')}", problem=f"unexpected type in {key.key}"
-                )
+                ParseIssue(reference=f"{resource_type}", problem=f"unexpected type in {key.key}")
             )
-    record.add(wanted)
 
 
 def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
@@ -207,8 +214,9 @@ def gather(
             stats.prefetch_null.append(key.key)
             continue
         if arrival == "data":
-            resources, next_url = _resources(prefetch[key.key])
-            _accept(key, resources, record)
+            value = prefetch[key.key]
+            _accept(key, _entry_resources(value), record)
+            next_url = _next_link(value) if value.get("resourceType") == "Bundle" else None
             stats.prefetched.append(key.key)
             if next_url:
                 to_fetch[key.key] = next_url

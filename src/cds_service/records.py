@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, insert, select
+from sqlalchemy import Connection, CursorResult, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cds_service import metrics
@@ -72,50 +72,76 @@ _SQLITE_WRITER = threading.Lock()
 finds it taken sleeps in SQLite's busy handler (1, 2, 5, 10 ms and more) instead of queueing."""
 
 
-def store_evaluation(db: Database, record: EvaluationRecord) -> str:
-    """One evaluation row and its card rows in one transaction.
+def store_batch(db: Database, records: list[EvaluationRecord]) -> list[str]:
+    """Evaluation rows and their card rows, all in one transaction; returns the new evaluation ids.
 
-    Plain INSERTs (no ORM unit of work): this runs on every hook call, and the ORM's bookkeeping
-    cost more than the rest of the decision for a typical record (`python -m bench`).
+    Plain multi-row INSERTs (no ORM unit of work): this runs for every hook call, and the ORM's
+    bookkeeping cost more than the rest of the decision for a typical record (`python -m bench`).
+    Feedback that arrived before its card's row (through another worker) is linked here.
     """
-    evaluation_id = str(uuid.uuid4())
+    if not records:
+        return []
+    now = datetime.now(UTC)
+    ids = [str(uuid.uuid4()) for _ in records]
+    evaluations = [
+        {
+            "id": evaluation_id,
+            "created_at": now,
+            "service_id": record.service_id,
+            "hook": record.hook,
+            "hook_instance": record.hook_instance,
+            "patient_hash": record.patient_hash,
+            "thresholds_version": record.thresholds_version,
+            "procedure": record.procedure,
+            "level_count": record.level_count,
+            "rules_run": list(record.rules_run),
+            "outcomes": record.outcomes,
+            "data": record.data,
+            "timings_ms": record.timings_ms,
+        }
+        for evaluation_id, record in zip(ids, records, strict=True)
+    ]
+    cards = [
+        {
+            "uuid": card.uuid,
+            "evaluation_id": evaluation_id,
+            "rule": card.rule,
+            "indicator": card.indicator,
+            "suggestion_uuids": list(card.suggestion_uuids),
+        }
+        for evaluation_id, record in zip(ids, records, strict=True)
+        for card in record.cards
+    ]
     writer = _SQLITE_WRITER if db.engine.dialect.name == "sqlite" else contextlib.nullcontext()
     with writer, db.engine.begin() as connection:
-        connection.execute(
-            insert(EvaluationRow),
-            [
-                {
-                    "id": evaluation_id,
-                    "created_at": datetime.now(UTC),
-                    "service_id": record.service_id,
-                    "hook": record.hook,
-                    "hook_instance": record.hook_instance,
-                    "patient_hash": record.patient_hash,
-                    "thresholds_version": record.thresholds_version,
-                    "procedure": record.procedure,
-                    "level_count": record.level_count,
-                    "rules_run": list(record.rules_run),
-                    "outcomes": record.outcomes,
-                    "data": record.data,
-                    "timings_ms": record.timings_ms,
-                }
-            ],
+        connection.execute(insert(EvaluationRow), evaluations)
+        if cards:
+            connection.execute(insert(CardRow), cards)
+            _link_early_feedback(connection, cards)
+    metrics.EVALUATION_BATCH_ROWS.observe(len(records))
+    return ids
+
+
+def _link_early_feedback(connection: Connection, cards: list[dict[str, Any]]) -> None:
+    """Feedback stored before its card's row existed gets the card's evaluation and rule now."""
+    by_uuid = {card["uuid"]: card for card in cards}
+    early = connection.execute(
+        select(FeedbackRow.id, FeedbackRow.card_uuid).where(
+            FeedbackRow.card_uuid.in_(list(by_uuid)), FeedbackRow.evaluation_id.is_(None)
         )
-        if record.cards:
-            connection.execute(
-                insert(CardRow),
-                [
-                    {
-                        "uuid": card.uuid,
-                        "evaluation_id": evaluation_id,
-                        "rule": card.rule,
-                        "indicator": card.indicator,
-                        "suggestion_uuids": list(card.suggestion_uuids),
-                    }
-                    for card in record.cards
-                ],
-            )
-    return evaluation_id
+    ).all()
+    for feedback_id, card_uuid in early:
+        card = by_uuid[card_uuid]
+        connection.execute(
+            update(FeedbackRow)
+            .where(FeedbackRow.id == feedback_id)
+            .values(evaluation_id=card["evaluation_id"], rule=card["rule"])
+        )
+
+
+def store_evaluation(db: Database, record: EvaluationRecord) -> str:
+    """One evaluation, written at once (the writer thread batches them instead: `EvaluationWriter`)."""
+    return store_batch(db, [record])[0]
 
 
 def _dedupe_key(service_id: str, item: FeedbackItem) -> str:

@@ -128,6 +128,19 @@ class Settings(BaseSettings):
         description="Hook calls evaluated at once per worker; more wait (within their deadline), so slow "
         "FHIR servers cannot starve the rest of the service.",
     )
+    mapping_cache_entries: int = Field(
+        256,
+        ge=0,
+        le=100_000,
+        description="Mapped patient records each worker keeps in memory, so repeated order-select calls with "
+        "the same data skip the mapping; 0 turns the cache off.",
+    )
+    mapping_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="How long a mapped record is kept (memory only, never stored); 0 turns the cache off.",
+    )
     demo_imaging_stand_in: bool = Field(
         False, description="Sandbox demo: treat spine imaging orders as a stand-in augmentation order."
     )

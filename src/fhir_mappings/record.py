@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from fhir_mappings.allergies import map_allergies
 from fhir_mappings.codesets import CodeSets
@@ -15,7 +16,16 @@ from fhir_mappings.imaging import map_imaging
 from fhir_mappings.json_access import JsonObject, codings, obj, reference_of, text
 from fhir_mappings.medications import index_medications, map_medications
 from fhir_mappings.observations import map_observations
-from rules.facts import ClinicalFacts, DataGap, ParseIssue
+from rules.facts import (
+    AllergyFact,
+    ClinicalFacts,
+    ConditionFact,
+    DataGap,
+    ImagingFact,
+    LabResult,
+    MedicationFact,
+    ParseIssue,
+)
 
 # Encounter.class codes (v3 ActCode) that mean the patient is in hospital: the LCD's pain threshold
 # is higher for hospitalised patients (S1).
@@ -68,24 +78,86 @@ def _unique(resources: list[JsonObject]) -> list[JsonObject]:
     return unique
 
 
-def build_facts(
-    record: PatientRecord, reading: DraftOrderReading, as_of: datetime, codesets: CodeSets
+@dataclass(frozen=True)
+class MappedRecord:
+    """What a PatientRecord maps to on its own: no draft order, no clock. Equal records map alike, so a
+    caller may keep one and reuse it for the next call with the same data (`cds_service.mapping_cache`)."""
+
+    inpatient: bool | None
+    conditions: tuple[ConditionFact, ...]
+    labs: tuple[LabResult, ...]
+    medications: tuple[MedicationFact, ...]
+    allergies: tuple[AllergyFact, ...]
+    imaging: tuple[ImagingFact, ...]
+    gaps: tuple[DataGap, ...]
+    issues_before_medications: tuple[ParseIssue, ...]
+    """The record's own issues, then those of conditions and observations: the order they are reported in."""
+    medication_issues: tuple[ParseIssue, ...]
+    issues_after_medications: tuple[ParseIssue, ...]
+    medication_index: Mapping[str, JsonObject]
+    """Medication resources by reference, for medications named only in the draft orders."""
+
+
+def map_record(record: PatientRecord, codesets: CodeSets) -> MappedRecord:
+    before: list[ParseIssue] = list(record.issues)
+    conditions = map_conditions(_unique(record.of("Condition")), codesets, before)
+    labs = map_observations(_unique(record.of("Observation")), codesets, before)
+    medication_index = index_medications(record.of("Medication"))
+    medication_issues: list[ParseIssue] = []
+    medications = map_medications(
+        _unique(record.of("MedicationRequest", "MedicationStatement")),
+        medication_index,
+        codesets,
+        medication_issues,
+    )
+    after: list[ParseIssue] = []
+    allergies = map_allergies(_unique(record.of("AllergyIntolerance")), codesets, after)
+    imaging = map_imaging(
+        _unique(record.of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, after
+    )
+    return MappedRecord(
+        inpatient=_inpatient(record.of("Encounter")),
+        conditions=conditions,
+        labs=labs,
+        medications=medications,
+        allergies=allergies,
+        imaging=imaging,
+        gaps=tuple(record.gaps),
+        issues_before_medications=tuple(before),
+        medication_issues=tuple(medication_issues),
+        issues_after_medications=tuple(after),
+        medication_index=MappingProxyType(medication_index),
+    )
+
+
+def facts_from(
+    mapped: MappedRecord, reading: DraftOrderReading, as_of: datetime, codesets: CodeSets
 ) -> ClinicalFacts:
-    issues = list(record.issues)
-    medications = index_medications(record.of("Medication"))
-    medication_resources = _unique(record.of("MedicationRequest", "MedicationStatement"))
-    medication_resources += reading.context_medication_requests
+    """The facts of one call: the mapped record plus the draft order and the medications it carries."""
+    context_issues: list[ParseIssue] = []
+    context_medications = map_medications(
+        reading.context_medication_requests, mapped.medication_index, codesets, context_issues
+    )
     return ClinicalFacts(
         as_of=as_of,
         order=reading.order,
-        inpatient=_inpatient(record.of("Encounter")),
-        conditions=map_conditions(_unique(record.of("Condition")), codesets, issues),
-        labs=map_observations(_unique(record.of("Observation")), codesets, issues),
-        medications=map_medications(medication_resources, medications, codesets, issues),
-        allergies=map_allergies(_unique(record.of("AllergyIntolerance")), codesets, issues),
-        imaging=map_imaging(
-            _unique(record.of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, issues
+        inpatient=mapped.inpatient,
+        conditions=mapped.conditions,
+        labs=mapped.labs,
+        medications=mapped.medications + context_medications,
+        allergies=mapped.allergies,
+        imaging=mapped.imaging,
+        gaps=mapped.gaps,
+        parse_issues=(
+            *mapped.issues_before_medications,
+            *mapped.medication_issues,
+            *context_issues,
+            *mapped.issues_after_medications,
         ),
-        gaps=tuple(record.gaps),
-        parse_issues=tuple(issues),
     )
+
+
+def build_facts(
+    record: PatientRecord, reading: DraftOrderReading, as_of: datetime, codesets: CodeSets
+) -> ClinicalFacts:
+    return facts_from(map_record(record, codesets), reading, as_of, codesets)

@@ -76,6 +76,7 @@ class Service:
 
     def stored_data(self, hook_instance: str) -> dict[str, Any]:
         """`data` of the one evaluation row stored for this hook call."""
+        self.app.state.flow.flush_records()  # the row is written by the writer thread, just after the call
         with self.app.state.database.engine.connect() as connection:
             rows = (
                 connection.execute(

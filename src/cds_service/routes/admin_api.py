@@ -318,6 +318,7 @@ def analytics(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     period = analytics_period(start, end, datetime.now(UTC).date())
+    admin.flow.flush_records()  # this worker's latest calls count too
     rows = rule_statistics(admin.database, period)
     return _json(
         {
@@ -336,6 +337,7 @@ def analytics_csv(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     period = analytics_period(start, end, datetime.now(UTC).date())
+    admin.flow.flush_records()
     name = f"vertebral-cds-feedback-{period.first}-{period.last}.csv"
     return Response(
         content=as_csv(rule_statistics(admin.database, period)),

@@ -579,6 +579,7 @@ def analytics_page(
     principal = _principal(request)
     admin = admin_context(request)
     period = analytics_period(start, end, datetime.now(UTC).date())
+    admin.flow.flush_records()  # this worker's latest calls count too
     return _page(
         "analytics.html",
         principal=principal,

@@ -173,6 +173,10 @@ async def feedback(service_id: str, request: Request) -> Response:
     except ValidationError as error:
         message, paths = validation_message(error)
         raise BadRequest(message.replace("CDS Hooks request", "feedback"), expression=paths) from error
+    flow: HookFlow = request.app.state.flow
+    # The cards this worker issued a moment ago may still be queued: write them first, so the feedback
+    # is linked to its evaluation now (feedback for another worker's card is linked when that row lands).
+    await run_in_threadpool(flow.flush_records, 2.0)
     new, duplicates = await run_in_threadpool(
         store_feedback, request.app.state.database, service.id, list(parsed.feedback)
     )

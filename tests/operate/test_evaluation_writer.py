@@ -1,0 +1,201 @@
+"""The evaluation writer: rows land just after the answer, several per transaction under load; feedback
+that arrives first is linked when its card's row lands; a failing database costs rows, never answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+
+from cds_service.database import Database, migrate
+from cds_service.evaluation_writer import EvaluationWriter
+from cds_service.hook_models import FeedbackItem
+from cds_service.records import _SQLITE_WRITER, EvaluationRecord, IssuedCard, store_feedback
+from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+from tests.support.app import client_for, make_app, sample
+
+SELECT = "/cds-services/vertebral-augmentation-select"
+FEEDBACK = SELECT + "/feedback"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(f"sqlite:///{tmp_path / 'writer.sqlite3'}")
+    migrate(db.engine)
+    yield db
+    db.dispose()
+
+
+def evaluation(n: int) -> EvaluationRecord:
+    return EvaluationRecord(
+        service_id="vertebral-augmentation-select",
+        hook="order-select",
+        hook_instance=f"hook-{n}",
+        patient_hash="0" * 64,
+        thresholds_version=1,
+        procedure="kyphoplasty",
+        level_count=3,
+        rules_run=("copd-multilevel",),
+        outcomes=[{"rule": "copd-multilevel", "indicator": "warning", "card": f"card-{n}"}],
+        cards=(
+            IssuedCard(uuid=f"card-{n}", rule="copd-multilevel", indicator="warning", suggestion_uuids=()),
+        ),
+        data={},
+        timings_ms={"total": 1.0},
+    )
+
+
+def count(database: Database, table: type[EvaluationRow] | type[CardRow] | type[FeedbackRow]) -> int:
+    with database.session() as session:
+        return session.scalar(select(func.count()).select_from(table)) or 0
+
+
+def sample_value(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_flush_waits_until_every_submitted_row_is_in_the_database(database: Database) -> None:
+    writer = EvaluationWriter(database)
+    for n in range(20):
+        writer.submit(evaluation(n))
+    assert writer.flush(timeout=5)
+    assert (count(database, EvaluationRow), count(database, CardRow)) == (20, 20)
+    writer.close()
+
+
+def test_rows_that_queue_up_meanwhile_are_written_in_one_transaction(database: Database) -> None:
+    writer = EvaluationWriter(database)
+    transactions = sample_value("vcds_evaluation_batch_rows_count")
+    with _SQLITE_WRITER:  # the database is busy: the rows of 50 calls queue up behind the first
+        for n in range(50):
+            writer.submit(evaluation(n))
+        time.sleep(0.05)
+    assert writer.flush(timeout=5)
+    assert count(database, EvaluationRow) == 50
+    assert sample_value("vcds_evaluation_batch_rows_count") - transactions <= 2
+    writer.close()
+
+
+def test_feedback_stored_before_its_card_row_is_linked_when_the_row_lands(database: Database) -> None:
+    item = FeedbackItem.model_validate(
+        {"card": "card-7", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T10:00:00Z"}
+    )
+    assert store_feedback(database, "vertebral-augmentation-select", [item]) == (1, 0)
+    with database.session() as session:
+        early = session.scalars(select(FeedbackRow)).one()
+        assert (early.evaluation_id, early.rule) == (None, None)
+    writer = EvaluationWriter(database)
+    writer.submit(evaluation(7))
+    assert writer.flush(timeout=5)
+    with database.session() as session:
+        linked = session.scalars(select(FeedbackRow)).one()
+        row = session.get(EvaluationRow, linked.evaluation_id)
+        assert row is not None
+        assert (row.hook_instance, linked.rule) == ("hook-7", "copd-multilevel")
+    writer.close()
+
+
+def test_close_writes_what_is_queued_and_later_rows_are_written_at_once(database: Database) -> None:
+    writer = EvaluationWriter(database)
+    closer = threading.Thread(target=writer.close, kwargs={"timeout": 10})
+    with _SQLITE_WRITER:  # the database is busy: the rows wait in the queue
+        for n in range(5):
+            writer.submit(evaluation(n))
+        closer.start()
+        time.sleep(0.1)
+        assert closer.is_alive()  # close waits for the queue
+    closer.join(timeout=10)
+    assert not closer.is_alive()
+    assert count(database, EvaluationRow) == 5
+    writer.submit(evaluation(99))  # after close: in the caller's thread
+    assert count(database, EvaluationRow) == 6
+
+
+def test_the_thread_stops_when_idle_and_the_next_row_starts_another(database: Database) -> None:
+    writer = EvaluationWriter(database, idle_seconds=0.05)
+    writer.submit(evaluation(1))
+    assert writer.flush(timeout=5)
+    deadline = time.monotonic() + 5
+    while writer._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer._thread is None
+    writer.submit(evaluation(2))
+    assert writer.flush(timeout=5)
+    assert count(database, EvaluationRow) == 2
+    writer.close()
+
+
+def test_a_failing_database_drops_rows_with_a_count_and_a_log_line(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE cards"))
+    writer = EvaluationWriter(database)
+    dropped = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"})
+    writer.submit(evaluation(1))
+    assert writer.flush(timeout=5)
+    after = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"})
+    assert after - dropped == 1
+    assert count(database, EvaluationRow) == 0  # one transaction: no evaluation without its cards
+    message = next(r for r in caplog.records if r.name == "vertebral_cds.storage")
+    assert message.getMessage() == "evaluation rows not stored: the database refused the write"
+    assert "hook-1" not in caplog.text
+    writer.close()
+
+
+def test_a_full_queue_drops_the_row_and_never_blocks_the_call(database: Database) -> None:
+    writer = EvaluationWriter(database, max_queued=3)
+    dropped = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "queue full"})
+    with _SQLITE_WRITER:
+        started = time.monotonic()
+        for n in range(10):
+            writer.submit(evaluation(n))
+        assert time.monotonic() - started < 1
+    assert writer.flush(timeout=5)
+    dropped_now = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "queue full"}) - dropped
+    assert dropped_now >= 4  # ten rows, at most three queued plus the few the thread took before the lock
+    assert count(database, EvaluationRow) == 10 - dropped_now
+    writer.close()
+
+
+def test_the_clinician_gets_the_cards_when_the_evaluation_cannot_be_stored(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    client = client_for(app)
+    with app.state.database.engine.begin() as connection:
+        connection.execute(text("DROP TABLE cards"))
+    dropped = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"})
+    response = client.post(SELECT, json=sample("order-select.json"))
+    assert response.status_code == 200
+    assert "copd-multilevel" in {c["source"]["topic"]["code"] for c in response.json()["cards"]}
+    app.state.flow.flush_records()
+    assert sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"}) - dropped == 1
+
+
+def test_feedback_right_after_the_answer_is_linked_to_its_evaluation(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    with client_for(app) as client:
+        card = client.post(SELECT, json=sample("order-select.json")).json()["cards"][0]
+        feedback = {
+            "feedback": [
+                {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-21T10:00:00Z"}
+            ]
+        }
+        assert client.post(FEEDBACK, json=feedback).json()["stored"] == 1
+        with app.state.database.session() as session:
+            row = session.scalars(select(FeedbackRow)).one()
+            assert row.evaluation_id is not None
+            assert row.rule == card["source"]["topic"]["code"]
+
+
+def test_the_app_writes_every_row_before_it_stops(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    with client_for(app) as client:
+        for _ in range(3):
+            assert client.post(SELECT, json=sample("order-select.json")).status_code == 200
+    assert app.state.flow.writer.queued == 0
+    assert count(app.state.database, EvaluationRow) == 3
