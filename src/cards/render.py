@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,9 @@ _DEFAULT_REASONS = ("benefit-outweighs-risk", "already-addressed", "record-incor
 IdFactory = Callable[[], str]
 
 
+@functools.cache
 def override_reasons(rule: str) -> tuple[OverrideReason, ...]:
+    """The reasons offered for overriding a rule's card (fixed per rule; the models are frozen)."""
     codes = _REASONS_BY_RULE.get(rule, _DEFAULT_REASONS)
     return tuple(OverrideReason(system=OVERRIDE_REASON_SYSTEM, code=c, display=_REASONS[c]) for c in codes)
 
@@ -67,6 +70,13 @@ def _extension(finding: Finding, evaluation: Evaluation) -> dict[str, Any]:
     return {EXTENSION_KEY: extension}
 
 
+@functools.cache
+def _link(source_id: str) -> Link | None:
+    """A card link to a source with a public address (fixed per source; the model is frozen)."""
+    cited = source(source_id)
+    return Link(label=cited.label[:80], url=cited.url, type="absolute") if cited.url else None
+
+
 def _with_ids(suggestions: list[Suggestion], new_id: IdFactory) -> tuple[Suggestion, ...]:
     return tuple(s.model_copy(update={"uuid": new_id()}) for s in suggestions)
 
@@ -90,7 +100,7 @@ def render_card(
         suggestions=suggestions or None,
         selection_behavior=("any" if len(suggestions) > 1 else "at-most-one") if suggestions else None,
         override_reasons=override_reasons(finding.rule),
-        links=tuple(Link(label=s.label[:80], url=s.url, type="absolute") for s in linked if s.url) or None,
+        links=tuple(link for link in map(_link, finding.sources) if link is not None) or None,
         extension=_extension(finding, evaluation),
     )
 

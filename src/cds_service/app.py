@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -28,6 +27,7 @@ from cds_service.errors import ServiceError, operation_outcome
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import HookFlow
+from cds_service.ids import RandomIds
 from cds_service.logging_setup import configure_logging
 from cds_service.mapping_cache import MappingCache
 from cds_service.metrics import HookMetricsMiddleware
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
         allowed_fhir_servers=settings.allowed_fhir_servers,
         clock=lambda: datetime.now(UTC),
-        new_id=lambda: str(uuid.uuid4()),
+        new_id=RandomIds(),
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
         sign_system_actions=settings.sign_system_actions,
         mapping_cache=MappingCache(codesets, settings.mapping_cache_entries, settings.mapping_cache_seconds),

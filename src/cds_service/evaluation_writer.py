@@ -2,9 +2,10 @@
 
 Every hook call leaves one evaluation row and its card rows. Written inside the call, that is a
 transaction per call (an SQLite commit, or a PostgreSQL round trip) on the path the clinician waits on.
-Here the call only queues its row; one thread per process writes whatever has queued up since its last
-write in one transaction. At a trickle that is one row a moment after the call (as before, minus the
-wait); under load the batches grow, and the cost per row falls (`python -m bench`).
+Here the call only queues its row; one thread per process waits `linger_seconds` after the first row for
+the rows of the calls in flight, then writes them all in one transaction. At a trickle that is one row
+a few milliseconds after its call; under load the batches grow and the cost per row falls
+(`python -m bench`).
 
 What this changes, on purpose:
 - A card's row exists a few milliseconds after the answer, not before it. Feedback handled by the same
@@ -37,12 +38,21 @@ class EvaluationWriter:
     `idle_seconds` without one, so an app that is built and never served leaves no thread behind."""
 
     def __init__(
-        self, database: Database, max_queued: int = 10_000, max_batch: int = 500, idle_seconds: float = 5.0
+        self,
+        database: Database,
+        *,
+        linger_seconds: float = 0.02,
+        max_queued: int = 10_000,
+        max_batch: int = 500,
+        idle_seconds: float = 5.0,
     ) -> None:
         self.database = database
+        self.linger_seconds = linger_seconds
         self.max_queued = max_queued
         self.max_batch = max_batch
         self.idle_seconds = idle_seconds
+        self._urgent = False
+        """Someone waits in `flush`: write without lingering."""
         self._queue: deque[EvaluationRecord] = deque()
         self._changed = threading.Condition()
         self._submitted = 0
@@ -76,6 +86,8 @@ class EvaluationWriter:
         """Wait until everything submitted so far is written (or dropped). False on timeout."""
         with self._changed:
             target = self._submitted
+            self._urgent = True
+            self._changed.notify_all()
             return self._changed.wait_for(lambda: self._done >= target, timeout=timeout)
 
     def close(self, timeout: float = 10.0) -> None:
@@ -98,6 +110,11 @@ class EvaluationWriter:
                 if not self._queue:  # idle, or closing with nothing left: the next row starts a thread
                     self._thread = None
                     return
+                self._changed.wait_for(
+                    lambda: len(self._queue) >= self.max_batch or self._closing or self._urgent,
+                    timeout=self.linger_seconds,
+                )
+                self._urgent = False
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch))]
             self._write(batch)
             with self._changed:

@@ -26,7 +26,7 @@ from cds_service.patient_data import DataStats, gather, needs_fetch
 from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
-from fhir_mappings.record import facts_from, map_record
+from fhir_mappings.record import MappedRecord, PatientRecord, facts_from, map_record
 from fhir_mappings.staging import annotate_decision, stage_order
 from rules.catalog import evaluate
 from rules.findings import Evaluation
@@ -113,10 +113,8 @@ class HookFlow:
         if reading.order is None:
             return {"cards": []}  # not our order: answer at once, fetch nothing
         parsed = time.perf_counter()
-        record, stats = gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
+        mapped, stats = self._mapped_data(request)
         gathered = time.perf_counter()
-        cache = self.mapping_cache
-        mapped = cache.map(record) if cache is not None else map_record(record, self.codesets)
         facts = facts_from(mapped, reading, self.clock(), self.codesets)
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
         order_context = OrderContext(
@@ -162,6 +160,22 @@ class HookFlow:
             },
         )
         return response.to_json_dict()
+
+    def _mapped_data(self, request: HookRequest) -> tuple[MappedRecord, DataStats]:
+        """The patient's data, gathered (prefetch, then fetches) and mapped: from the cache when the same
+        data came before (order-select fires again on every change of the order form)."""
+
+        def gathered() -> tuple[PatientRecord, DataStats]:
+            return gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
+
+        cache = self.mapping_cache
+        if cache is None:
+            record, stats = gathered()
+            return map_record(record, self.codesets), stats
+        if needs_fetch(request, self.prefetch):
+            record, stats = gathered()
+            return cache.map(record), stats  # keyed by what the server answered this time
+        return cache.map_prefetched(request, gathered)
 
     def _staging(self, reading: DraftOrderReading, limit: int) -> tuple[Action, ...]:
         steps = stage_order(reading.session_resources, limit, self.codesets)

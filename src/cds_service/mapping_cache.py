@@ -1,14 +1,19 @@
-"""Remember what a patient's record mapped to, so the next hook call with the same data skips the mapping.
+"""Remember what a patient's data mapped to, so the next hook call with the same data skips the mapping.
 
 order-select fires on every change of the order form (a level added, a date moved): the EHR sends the
-same prefetch again and again while only the draft order changes. Mapping (code-set matching and FHIR
-R4B validation of the matched resources) is a pure function of the record and the code sets, which are
-fixed for the life of the process, so a record with the same content maps to the same facts. The key is
-a digest of the record's content; the draft order, the clock and the thresholds are applied afresh on
-every call (`fhir_mappings.record.facts_from`), so a cached mapping can never carry an old decision.
+same prefetch again and again while only the draft order changes. Gathering the prefetch and mapping it
+(code-set matching, FHIR R4B validation of the matched resources) is a pure function of that data and
+of the code sets, which are fixed for the life of the process, so the same data maps to the same facts.
+Two keys, both digests (SHA-256) of content:
 
-The cache lives in the worker's memory only (never logged or stored), holds at most `max_entries`
-mappings (the oldest go first), and forgets each one `ttl_seconds` after it was made.
+- a call whose data all came in the request: its prefetch (plus whether it names an encounter and a
+  FHIR server, which decide what `gather` makes of missing keys), so a hit skips `gather` too;
+- a call that fetched: the gathered record, since the server's answers may change between calls.
+
+The draft order, the clock and the thresholds are applied afresh on every call
+(`fhir_mappings.record.facts_from`), so a cached mapping never carries an old decision. The cache lives
+in the worker's memory only (never logged or stored), holds at most `max_entries` mappings (the oldest
+go first) and forgets each one `ttl_seconds` after it was made.
 """
 
 from __future__ import annotations
@@ -18,41 +23,56 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import orjson
 
 from cds_service import metrics
+from cds_service.hook_models import HookRequest
+from cds_service.patient_data import DataStats
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.record import MappedRecord, PatientRecord, map_record
 
 Monotonic = Callable[[], float]
+Value = TypeVar("Value")
+
+
+def _digest(content: object) -> bytes | None:
+    try:
+        encoded = orjson.dumps(content)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits from a FHIR server
+        return None
+    return hashlib.sha256(encoded).digest()
 
 
 def record_digest(record: PatientRecord) -> bytes | None:
     """A digest of everything `map_record` reads; None when the record cannot be encoded (then it is
     mapped without the cache). Two records with the same resources in the same order share a digest."""
-    try:
-        content = orjson.dumps(
-            [
-                record.resources,
-                [(g.category, g.reason) for g in record.gaps],
-                [repr(i) for i in record.issues],
-            ]
-        )
-    except (TypeError, orjson.JSONEncodeError):
-        return None
-    return hashlib.sha256(content).digest()
+    return _digest(
+        [
+            "record",
+            record.resources,
+            [(g.category, g.reason) for g in record.gaps],
+            [repr(i) for i in record.issues],
+        ]
+    )
 
 
-class MappingCache:
-    def __init__(
-        self, codesets: CodeSets, max_entries: int, ttl_seconds: float, clock: Monotonic = time.monotonic
-    ) -> None:
-        self.codesets = codesets
+def prefetch_digest(request: HookRequest) -> bytes | None:
+    """A digest of everything `gather` reads when it fetches nothing."""
+    return _digest(
+        ["prefetch", request.prefetch, bool(request.context.encounter_id), request.fhir_base is None]
+    )
+
+
+class TtlStore(Generic[Value]):
+    """Digest → value, at most `max_entries`, each for `ttl_seconds`; thread-safe."""
+
+    def __init__(self, max_entries: int, ttl_seconds: float, clock: Monotonic = time.monotonic) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
         self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, MappedRecord]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[float, Value]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -63,6 +83,50 @@ class MappingCache:
     def size(self) -> int:
         return len(self._entries)
 
+    def get(self, key: bytes) -> Value | None:
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > now else None
+
+    def put(self, key: bytes, value: Value) -> None:
+        now = self._clock()
+        with self._lock:
+            self._entries[key] = (now + self.ttl_seconds, value)
+            self._entries.move_to_end(key)
+            # Entries stay in the order they were made (a hit does not move one), which is also the order
+            # they expire in: the oldest go first, whether the store is full or they are out of time.
+            while self._entries and (
+                len(self._entries) > self.max_entries or next(iter(self._entries.values()))[0] <= now
+            ):
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+Gather = Callable[[], tuple[PatientRecord, DataStats]]
+
+
+class MappingCache:
+    def __init__(
+        self, codesets: CodeSets, max_entries: int, ttl_seconds: float, clock: Monotonic = time.monotonic
+    ) -> None:
+        self.codesets = codesets
+        self._by_record: TtlStore[MappedRecord] = TtlStore(max_entries, ttl_seconds, clock)
+        self._by_prefetch: TtlStore[tuple[MappedRecord, DataStats]] = TtlStore(
+            max_entries, ttl_seconds, clock
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self._by_record.enabled
+
+    @property
+    def size(self) -> int:
+        return self._by_record.size + self._by_prefetch.size
+
     def map(self, record: PatientRecord) -> MappedRecord:
         """`map_record(record)`, from the cache when the same content was mapped within the TTL."""
         if not self.enabled:
@@ -71,28 +135,42 @@ class MappingCache:
         if key is None:
             metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
             return map_record(record, self.codesets)
-        now = self._clock()
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] > now:
-                metrics.MAPPING_CACHE.labels(result="hit").inc()
-                return entry[1]
+        cached = self._by_record.get(key)
+        if cached is not None:
+            metrics.MAPPING_CACHE.labels(result="hit").inc()
+            return cached
         mapped = map_record(record, self.codesets)  # outside the lock: other calls go on meanwhile
         metrics.MAPPING_CACHE.labels(result="miss").inc()
-        with self._lock:
-            self._entries[key] = (now + self.ttl_seconds, mapped)
-            self._entries.move_to_end(key)
-            self._evict(now)
+        self._by_record.put(key, mapped)
         return mapped
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
+    def map_prefetched(self, request: HookRequest, gather: Gather) -> tuple[MappedRecord, DataStats]:
+        """`gather()` and map its record, for a call that fetches nothing: from the cache when the same
+        prefetch was mapped within the TTL. Hits share the stats: read them, never change them."""
+        key = prefetch_digest(request) if self.enabled else None
+        if key is None:
+            if self.enabled:
+                metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
+            record, stats = gather()
+            return map_record(record, self.codesets), stats
+        cached = self._by_prefetch.get(key)
+        if cached is not None:
+            metrics.MAPPING_CACHE.labels(result="hit").inc()
+            stats = cached[1]
+            metrics.observe_prefetch(
+                hits=stats.prefetched,
+                nulls=stats.prefetch_null,
+                errors=stats.prefetch_errors,
+                fetched=stats.fetched,
+                failed=stats.failed,
+            )
+            return cached
+        record, stats = gather()  # raises as ever when nothing clinical came: nothing is cached then
+        mapped = map_record(record, self.codesets)
+        metrics.MAPPING_CACHE.labels(result="miss").inc()
+        self._by_prefetch.put(key, (mapped, stats))
+        return mapped, stats
 
-    def _evict(self, now: float) -> None:
-        # Entries stay in the order they were made (a hit does not move one), which is also the order
-        # they expire in: the oldest go first, whether the cache is full or they are out of time.
-        while self._entries and (
-            len(self._entries) > self.max_entries or next(iter(self._entries.values()))[0] <= now
-        ):
-            self._entries.popitem(last=False)
+    def clear(self) -> None:
+        self._by_record.clear()
+        self._by_prefetch.clear()

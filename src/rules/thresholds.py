@@ -44,6 +44,9 @@ class RuleSetting(BaseModel):
     indicator: Indicator | None = None
 
 
+_RULE_AS_SHIPPED = RuleSetting()
+"""A rule with no setting of its own: on, with its own indicator (frozen, so one instance serves all)."""
+
 RULE_IDS: tuple[str, ...] = (
     "anticoagulant-active",
     "antiplatelet-active",
@@ -487,7 +490,7 @@ class Thresholds(BaseModel):
         return self
 
     def rule(self, rule_id: str) -> RuleSetting:
-        return self.rules.get(rule_id, RuleSetting())
+        return self.rules.get(rule_id, _RULE_AS_SHIPPED)
 
 
 DEFAULT_THRESHOLDS = Thresholds()

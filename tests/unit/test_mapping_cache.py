@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from cds_service.errors import PreconditionFailed
+from cds_service.hook_models import HookRequest
 from cds_service.mapping_cache import MappingCache, record_digest
+from cds_service.patient_data import DataStats
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from fhir_mappings.record import PatientRecord, build_facts, facts_from, map_record
@@ -166,3 +169,71 @@ def test_the_cache_setting_reaches_the_app(tmp_path: Path) -> None:
     app = make_app(tmp_path, mapping_cache_entries=0)
     assert app.state.flow.mapping_cache is not None
     assert not app.state.flow.mapping_cache.enabled
+
+
+def _request(prefetch: dict[str, Any], encounter: str | None = None) -> HookRequest:
+    body = {
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "hook": "order-select",
+        "context": {
+            "userId": "Practitioner/prac-1",
+            "patientId": "pat-1",
+            "selections": ["ServiceRequest/va1"],
+            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": []},
+            **({"encounterId": encounter} if encounter else {}),
+        },
+        "prefetch": prefetch,
+    }
+    return HookRequest.model_validate(body)
+
+
+class CountingGather:
+    def __init__(self, resources: list[dict[str, Any]]) -> None:
+        self.resources = resources
+        self.calls = 0
+
+    def __call__(self) -> tuple[PatientRecord, DataStats]:
+        self.calls += 1
+        return record_of(self.resources), DataStats(prefetched=["observations"])
+
+
+def test_a_repeated_prefetch_skips_gathering_and_mapping_and_still_counts_the_prefetch() -> None:
+    cache = MappingCache(CODESETS, max_entries=8, ttl_seconds=60)
+    prefetch = {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": []}}
+    gather = CountingGather([inr(1.6, "2026-11-20")])
+    hits = REGISTRY.get_sample_value("vcds_prefetch_keys_total", {"outcome": "hit"}) or 0.0
+    first, first_stats = cache.map_prefetched(_request(prefetch), gather)
+    again, again_stats = cache.map_prefetched(_request(copy.deepcopy(prefetch)), gather)
+    assert gather.calls == 1
+    assert again is first
+    assert again_stats is first_stats
+    # the second call's prefetch hit is counted although `gather` did not run for it
+    assert (REGISTRY.get_sample_value("vcds_prefetch_keys_total", {"outcome": "hit"}) or 0.0) - hits == 1
+
+
+def test_a_changed_prefetch_or_an_encounter_is_gathered_again() -> None:
+    cache = MappingCache(CODESETS, max_entries=8, ttl_seconds=60)
+    gather = CountingGather([inr(1.6, "2026-11-20")])
+    prefetch = {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": []}}
+    cache.map_prefetched(_request(prefetch), gather)
+    cache.map_prefetched(_request(prefetch, encounter="enc-1"), gather)
+    changed = copy.deepcopy(prefetch)
+    changed["observations"]["entry"].append({"resource": inr(2.4, "2026-11-20")})
+    cache.map_prefetched(_request(changed), gather)
+    assert gather.calls == 3
+
+
+def test_a_call_without_clinical_data_is_not_remembered() -> None:
+    cache = MappingCache(CODESETS, max_entries=8, ttl_seconds=60)
+    calls = 0
+
+    def failing() -> tuple[PatientRecord, DataStats]:
+        nonlocal calls
+        calls += 1
+        raise PreconditionFailed("nothing clinical")
+
+    for _ in range(2):
+        with pytest.raises(PreconditionFailed):
+            cache.map_prefetched(_request({}), failing)
+    assert calls == 2
+    assert cache.size == 0
