@@ -49,6 +49,9 @@ class FallbackFigure:
     """Key → median milliseconds of its query alone (all pages)."""
     at_once_ms: float
     hook_ms: float
+    """The call on a service with its mapping cache off: every call maps what it fetched (first call)."""
+    again_ms: float
+    """The same call again on a service with its mapping cache on (same answers: mapping reused)."""
     cards: int
 
     @property
@@ -63,6 +66,10 @@ class FallbackFigure:
     @property
     def ratio(self) -> float:
         return self.hook_ms / self.slowest[1]
+
+    @property
+    def again_ratio(self) -> float:
+        return self.again_ms / self.slowest[1]
 
 
 def _transaction(record: Record) -> dict[str, Any]:
@@ -152,7 +159,12 @@ def _median_ms(action: Callable[[], object], repeats: int) -> float:
 
 
 def _measure(
-    server: str, base_url: str, record: Record, service_port: int, repeats: int, recording: dict[str, bytes]
+    server: str,
+    base_url: str,
+    record: Record,
+    service_ports: tuple[int, int],
+    repeats: int,
+    recording: dict[str, bytes],
 ) -> FallbackFigure:
     body = hook_body(record, prefetch=False, fhir_server=base_url)
     request = HookRequest.model_validate(body)
@@ -184,22 +196,28 @@ def _measure(
         at_once = _median_ms(lambda: list(pool.map(pooled, queries.values())), repeats)
 
     raw = orjson.dumps(body)
-    _, answer = one_call(service_port, HOOK_PATH, raw)  # warm-up: the service's pooled connections
-    hook_ms = _median_ms(lambda: one_call(service_port, HOOK_PATH, raw), repeats)
+    cold_port, cached_port = service_ports
+    _, answer = one_call(cold_port, HOOK_PATH, raw)  # warm-up: the service's pooled connections
+    hook_ms = _median_ms(lambda: one_call(cold_port, HOOK_PATH, raw), repeats)
+    one_call(cached_port, HOOK_PATH, raw)  # connections, and the mapping of these answers
+    again_ms = _median_ms(lambda: one_call(cached_port, HOOK_PATH, raw), repeats)
     return FallbackFigure(
         server=server,
         observations_on_server=found.get("observations", 0),
         queries={key: statistics.median(values) for key, values in alone.items()},
         at_once_ms=at_once,
         hook_ms=hook_ms,
+        again_ms=again_ms,
         cards=len(orjson.loads(answer).get("cards", [])),
     )
 
 
 def measure_fallback(
-    record: Record, synthea_prefix: str | None, service_port: int, repeats: int
+    record: Record, synthea_prefix: str | None, service_ports: tuple[int, int], repeats: int
 ) -> tuple[FallbackFigure, FallbackFigure]:
-    """(the real FHIR server, its answers replayed by a parallel stand-in with a fixed latency)."""
+    """(the real FHIR server, its answers replayed by a parallel stand-in with a fixed latency).
+
+    `service_ports`: a service with its mapping cache off, and one with it on."""
     from tests.support.fhir_server import FhirServer, load_synthea  # noqa: PLC0415 - test harness, on demand
 
     recorded: dict[str, bytes] = {}
@@ -214,7 +232,7 @@ def measure_fallback(
             f"SEKMET ({SEKMET_WORKERS} uvicorn workers)",
             fhir.base_url,
             record,
-            service_port,
+            service_ports,
             repeats,
             recorded,
         )
@@ -226,7 +244,7 @@ def measure_fallback(
             f"its answers, replayed after {STAND_IN_LATENCY_SECONDS * 1000:.0f} ms each, in parallel",
             stand_in.base_url,
             record,
-            service_port,
+            service_ports,
             repeats,
             {},
         )
