@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cds_service.admin import AdminContext
+from cds_service.answer_cache import AnswerCache
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
 from cds_service.errors import ServiceError, operation_outcome
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sign_system_actions=settings.sign_system_actions,
         mapping_cache=MappingCache(codesets, settings.mapping_cache_entries, settings.mapping_cache_seconds),
         writer=EvaluationWriter(database),
+        answer_cache=AnswerCache(settings.answer_cache_entries, settings.answer_cache_seconds),
     )
 
     @asynccontextmanager

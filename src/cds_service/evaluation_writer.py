@@ -41,7 +41,7 @@ class EvaluationWriter:
         self,
         database: Database,
         *,
-        linger_seconds: float = 0.02,
+        linger_seconds: float = 0.05,
         max_queued: int = 10_000,
         max_batch: int = 500,
         idle_seconds: float = 5.0,

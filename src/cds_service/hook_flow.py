@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -9,12 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from cards.models import Action, Card, CdsResponse
 from cards.render import render_cards
 from cards.suggestions import OrderContext
 from cds_service import metrics
+from cds_service.answer_cache import AnswerCache, CachedAnswer, answer_key
 from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
@@ -33,6 +36,7 @@ from rules.findings import Evaluation
 from rules.thresholds import Thresholds
 
 log = logging.getLogger("vertebral_cds.hooks")
+_NO_CARDS = orjson.dumps({"cards": []})
 
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
@@ -69,6 +73,8 @@ class HookFlow:
     """Mapped records by content, shared by the calls of one worker; None maps every call afresh."""
     writer: EvaluationWriter | None = None
     """Writes evaluation rows off the call's path; None writes each inside its call."""
+    answer_cache: AnswerCache | None = None
+    """Answers by everything they rest on, for calls that repeat one; None decides every call afresh."""
 
     def flush_records(self, timeout: float = 5.0) -> None:
         """Wait until the rows of the calls answered so far are in the database (before reading them)."""
@@ -99,9 +105,22 @@ class HookFlow:
         return needs_fetch(self.parse(service, body), self.prefetch)
 
     def run(self, service: ServiceDefinition, body: Any) -> dict[str, Any]:
+        """The response as a JSON object (admin previews, the command line)."""
+        answer: dict[str, Any] = orjson.loads(self.answer(service, body))
+        return answer
+
+    def answer(self, service: ServiceDefinition, body: Any) -> bytes:
+        """The response as sent: validate, read the order, gather and map the data, decide, render, and
+        (unless a preview) store the evaluation and log it."""
         started = time.perf_counter()
         request = self.parse(service, body)
         thresholds, version = self.thresholds()
+        as_of = self.clock()
+        key = self._answer_key(service, request, body, version, as_of)
+        if key is not None:
+            cached = self.answer_cache.get(key) if self.answer_cache is not None else None
+            if cached is not None:
+                return self._answer_again(cached, service, request, started)
         selections = request.context.selections if service.hook == "order-select" else None
         reading = read_draft_order(
             request.context.draft_orders,
@@ -111,11 +130,11 @@ class HookFlow:
             self.demo_imaging_stand_in,
         )
         if reading.order is None:
-            return {"cards": []}  # not our order: answer at once, fetch nothing
+            return _NO_CARDS  # not our order: answer at once, fetch nothing
         parsed = time.perf_counter()
         mapped, stats = self._mapped_data(request)
         gathered = time.perf_counter()
-        facts = facts_from(mapped, reading, self.clock(), self.codesets)
+        facts = facts_from(mapped, reading, as_of, self.codesets)
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
         order_context = OrderContext(
             patient_id=request.context.patient_id,
@@ -123,10 +142,14 @@ class HookFlow:
             region=reading.order.region,
             staging=lambda limit: self._staging(reading, limit),
         )
-        cards = render_cards(evaluation, order_context, self.new_id, reading.order.is_demo_stand_in)
-        for finding in evaluation.findings:  # one card per finding, same rule and indicator
-            metrics.CARDS.labels(rule=finding.rule, indicator=finding.indicator).inc()
-        metrics.THRESHOLDS_VERSION.set(version)
+        ids: list[str] = []
+
+        def new_id() -> str:  # every id in the answer, so that a repeat of this call can replace them
+            value = self.new_id()
+            ids.append(value)
+            return value
+
+        cards = render_cards(evaluation, order_context, new_id, reading.order.is_demo_stand_in)
         system_actions = self._system_actions(service, reading, evaluation)
         response = CdsResponse(
             cards=cards,
@@ -138,6 +161,10 @@ class HookFlow:
             if system_actions
             else None,
         )
+        encoded = orjson.dumps(response.to_json_dict())
+        if not self.record_evaluations:
+            return encoded  # an admin preview: nothing stored, nothing logged, nothing counted
+        card_labels = tuple((f.rule, f.indicator) for f in evaluation.findings)  # one card per finding
         finished = time.perf_counter()
         timings = {
             "parse": (parsed - started) * 1000,
@@ -145,21 +172,81 @@ class HookFlow:
             "evaluate": (finished - gathered) * 1000,
             "total": (finished - started) * 1000,
         }
-        if not self.record_evaluations:
-            return response.to_json_dict()  # an admin preview: nothing stored, nothing logged
-        self._record(service, request, evaluation, reading, cards, stats, timings, len(facts.parse_issues))
+        record = self._evaluation_record(
+            service, request, evaluation, reading, cards, stats, timings, len(facts.parse_issues)
+        )
+        self._done(record, card_labels, stats)
+        if key is not None and self.answer_cache is not None:
+            self.answer_cache.put(key, CachedAnswer(encoded, tuple(ids), record, stats, card_labels))
+        return encoded
+
+    def _answer_key(
+        self, service: ServiceDefinition, request: HookRequest, body: Any, version: int, as_of: datetime
+    ) -> bytes | None:
+        """The answer cache's key, when this call may use it: not a preview, nothing to fetch."""
+        cache = self.answer_cache
+        if cache is None or not cache.enabled or not self.record_evaluations:
+            return None
+        if needs_fetch(request, self.prefetch):
+            return None  # the EHR's server may answer differently this time
+        return answer_key(body, service.id, version, as_of.date())
+
+    def _answer_again(
+        self, cached: CachedAnswer, service: ServiceDefinition, request: HookRequest, started: float
+    ) -> bytes:
+        """A repeat of an answered call: the same answer with new ids, and its own row and log line."""
+        fresh = {old: self.new_id() for old in cached.ids}
+        encoded = cached.body
+        for old, new in fresh.items():
+            encoded = encoded.replace(old.encode("ascii"), new.encode("ascii"))
+        template = cached.record
+        record = dataclasses.replace(
+            template,
+            hook_instance=request.hook_instance,
+            outcomes=[{**outcome, "card": fresh[outcome["card"]]} for outcome in template.outcomes],
+            cards=tuple(
+                dataclasses.replace(
+                    card,
+                    uuid=fresh[card.uuid],
+                    suggestion_uuids=tuple(fresh[s] for s in card.suggestion_uuids),
+                )
+                for card in template.cards
+            ),
+            timings_ms={"total": round((time.perf_counter() - started) * 1000, 2), "repeat": 1.0},
+        )
+        metrics.observe_prefetch(
+            hits=cached.stats.prefetched,
+            nulls=cached.stats.prefetch_null,
+            errors=cached.stats.prefetch_errors,
+            fetched=cached.stats.fetched,
+            failed=cached.stats.failed,
+        )
+        metrics.ANSWER_CACHE.labels(result="hit").inc()
+        self._done(record, cached.card_labels, cached.stats)
+        return encoded
+
+    def _done(
+        self, record: EvaluationRecord, card_labels: tuple[tuple[str, str], ...], stats: DataStats
+    ) -> None:
+        """Count the cards, store the evaluation row, log the call."""
+        for rule, indicator in card_labels:
+            metrics.CARDS.labels(rule=rule, indicator=indicator).inc()
+        metrics.THRESHOLDS_VERSION.set(record.thresholds_version)
+        if self.writer is not None:
+            self.writer.submit(record)
+        else:
+            store_evaluation(self.database, record)
         log.info(
             "hook evaluated",
             extra={
-                "hook_instance": request.hook_instance,
-                "service": service.id,
-                "rules": list(evaluation.rule_ids),
-                "thresholds_version": version,
+                "hook_instance": record.hook_instance,
+                "service": record.service_id,
+                "rules": list(record.rules_run),
+                "thresholds_version": record.thresholds_version,
                 "data_failed": stats.failed,
-                "total_ms": round(timings["total"], 1),
+                "total_ms": record.timings_ms.get("total"),
             },
         )
-        return response.to_json_dict()
 
     def _mapped_data(self, request: HookRequest) -> tuple[MappedRecord, DataStats]:
         """The patient's data, gathered (prefetch, then fetches) and mapped: from the cache when the same
@@ -212,7 +299,7 @@ class HookFlow:
             if resource.get("id")
         ]
 
-    def _record(
+    def _evaluation_record(
         self,
         service: ServiceDefinition,
         request: HookRequest,
@@ -222,7 +309,7 @@ class HookFlow:
         stats: DataStats,
         timings: dict[str, float],
         parse_issue_count: int,
-    ) -> None:
+    ) -> EvaluationRecord:
         paired = list(zip(evaluation.findings, cards, strict=True))
         assert all(card.uuid for card in cards), "render_cards gives every card a uuid"
         issued = tuple(
@@ -243,7 +330,7 @@ class HookFlow:
             }
             for f, card in paired
         ]
-        record = EvaluationRecord(
+        return EvaluationRecord(
             service_id=service.id,
             hook=service.hook,
             hook_instance=request.hook_instance,
@@ -265,7 +352,3 @@ class HookFlow:
             },
             timings_ms={k: round(v, 2) for k, v in timings.items()},
         )
-        if self.writer is not None:
-            self.writer.submit(record)
-        else:
-            store_evaluation(self.database, record)

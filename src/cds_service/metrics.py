@@ -48,6 +48,11 @@ MAPPING_CACHE = Counter(
     "Patient records mapped: hit (same content mapped before, within the TTL), miss, uncacheable.",
     ["result"],
 )
+ANSWER_CACHE = Counter(
+    "vcds_answer_cache_total",
+    "Hook calls answered as an identical earlier call was (new card ids; its own row and log line).",
+    ["result"],
+)
 EVALUATION_ROWS_DROPPED = Counter(
     "vcds_evaluation_rows_dropped_total",
     "Evaluation rows not stored (the cards were still answered), by reason: queue full, database error.",

@@ -141,6 +141,19 @@ class Settings(BaseSettings):
         le=86_400,
         description="How long a mapped record is kept (memory only, never stored); 0 turns the cache off.",
     )
+    answer_cache_entries: int = Field(
+        256,
+        ge=0,
+        le=100_000,
+        description="Answers each worker keeps in memory for calls that repeat an earlier one exactly (apart "
+        "from hookInstance and token; fully prefetched calls only); 0 turns the cache off.",
+    )
+    answer_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="How long an answer is kept for repeats (memory only, never stored); 0 turns it off.",
+    )
     demo_imaging_stand_in: bool = Field(
         False, description="Sandbox demo: treat spine imaging orders as a stand-in augmentation order."
     )

@@ -56,6 +56,10 @@ def _json(body: Any, status_code: int = 200) -> Response:
     return Response(content=orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
+def _answer(encoded: bytes) -> Response:
+    return Response(content=encoded, media_type="application/json")
+
+
 def _service(service_id: str) -> ServiceDefinition:
     service = SERVICES_BY_ID.get(service_id)
     if service is None:
@@ -143,7 +147,7 @@ async def call_service(service_id: str, request: Request) -> Response:
         # All data came with the request: the call is a few milliseconds of CPU (and one SQLite row).
         # Here it costs less than in a worker thread, where it would contend with the event loop for the
         # GIL and wait up to a switch interval (5 ms) at each release (`python -m bench`).
-        return _json(flow.run(service, body))
+        return _answer(flow.answer(service, body))
     settings: Settings = request.app.state.settings
     deadline = settings.hook_deadline_seconds or settings.fetch_deadline_seconds + 5.0
     try:
@@ -151,13 +155,13 @@ async def call_service(service_id: str, request: Request) -> Response:
             # abandon_on_cancel: past the deadline, answer now; the worker thread ends on its own
             # (its FHIR fetches have their own, shorter, deadline)
             result = await anyio.to_thread.run_sync(
-                functools.partial(flow.run, service, body),
+                functools.partial(flow.answer, service, body),
                 abandon_on_cancel=True,
                 limiter=_hook_limiter(request),
             )
     except TimeoutError as error:
         raise DeadlineExceeded(f"The hook call did not finish within {deadline:g} s") from error
-    return _json(result)
+    return _answer(result)
 
 
 @router.post(
