@@ -34,13 +34,13 @@ def test_the_quick_benchmark_prints_every_row_and_target(tmp_path: Path) -> None
     assert "| Observations | record | in-process | per Observation |" in done.stdout
 
     data = json.loads(figures.read_text(encoding="utf-8"))
-    assert len(data["targets"]) == 11
+    assert len(data["targets"]) == 13
     measured = {t["target"]: t["measured"] for t in data["targets"]}
     assert measured["in-process cost, 869-Observation record ÷ json.loads"] > 0
     assert measured["peak RSS of a worker, MB"] > 0
     assert set(data["http"]) == {"1", "8", "32"}
-    assert set(data["http_mapping_cache_off"]) == {"8"}
-    for runs in (data["http"], data["http_mapping_cache_off"]):
+    assert set(data["http_order_edited"]) == set(data["http_first_call"]) == {"8"}
+    for runs in (data["http"], data["http_order_edited"], data["http_first_call"]):
         assert all(row["hook_rps"] > 0 and row["bare_rps"] > 0 for row in runs.values())
     assert all(f["hook_ms"] > 0 and f["again_ms"] > 0 for f in data["fallback"])
     assert data["fallback"][0]["server"].startswith("SEKMET")
