@@ -2,8 +2,8 @@
 
 The patient (the largest record) is loaded into a fresh real FHIR server (SEKMET, from the test harness
 `tests/support/fhir_server.py`) on 127.0.0.1. Each query the service sends for a missing key
-(`fetch_query`) is timed alone, one after another, following `next` pages, with a keep-alive session as
-the service uses: the slowest of them is the floor of a call that runs them in parallel, their sum the
+(`fetch_query`) is timed alone, one after another, following `next` pages, over keep-alive connections with the
+service's HTTP client (urllib3): the slowest of them is the floor of a call that runs them in parallel, their sum the
 cost of running them one by one. The same queries sent at once by a plain thread pool show what the
 server itself allows. SEKMET runs with four uvicorn workers: as one process it would answer one query
 at a time, and the figure would measure its queue instead of the service.
@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
-import requests
+import urllib3
 
 from bench.http_load import one_call
 from bench.records import Record, hook_body
@@ -83,17 +83,21 @@ def _transaction(record: Record) -> dict[str, Any]:
 
 
 def _run_query(
-    session: requests.Session, base: str, query: str, record: dict[str, bytes] | None = None
+    http: urllib3.PoolManager, base: str, query: str, record: dict[str, bytes] | None = None
 ) -> int:
-    """GET the query and its `next` pages; the number of resources. `record`: path and query → body."""
+    """GET the query and its `next` pages, with keep-alive connections and the same HTTP client as the
+    service (urllib3); the number of resources. `record`: path and query → body."""
     url: str | None = urljoin(base.rstrip("/") + "/", query)
     found = 0
     while url:
-        response = session.get(url, headers={"Accept": "application/fhir+json"}, timeout=60)
-        response.raise_for_status()
+        response = http.request(
+            "GET", url, headers={"Accept": "application/fhir+json"}, timeout=60.0, retries=False
+        )
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status} for {url}")
         if record is not None:
-            record[_request_key(response.url)] = response.content
-        page = orjson.loads(response.content)
+            record[_request_key(url)] = response.data
+        page = orjson.loads(response.data)
         found += len(page.get("entry") or []) if page.get("resourceType") == "Bundle" else 1
         url = next((link["url"] for link in page.get("link") or [] if link.get("relation") == "next"), None)
     return found
@@ -112,7 +116,7 @@ class StandIn:
         answers, latency = self.answers, latency_seconds
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the service's pooled sessions expect
+            protocol_version = "HTTP/1.1"  # keep-alive, as the service's connection pools expect
 
             def setup(self) -> None:
                 super().setup()
@@ -173,23 +177,17 @@ def _measure(
         for key in prefetch_keys(default_codesets())
         if not key.needs_encounter
     }
-    session = requests.Session()
-    found = {
-        key: _run_query(session, base_url, query, recording) for key, query in queries.items()
-    }  # warm-up
+    http = urllib3.PoolManager(maxsize=len(queries), retries=False)
+    found = {key: _run_query(http, base_url, query, recording) for key, query in queries.items()}  # warm-up
     alone: dict[str, list[float]] = {key: [] for key in queries}
     for _ in range(repeats):
         for key, query in queries.items():
             started = time.perf_counter()
-            _run_query(session, base_url, query)
+            _run_query(http, base_url, query)
             alone[key].append((time.perf_counter() - started) * 1000)
 
-    local = threading.local()
-
     def pooled(query: str) -> int:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-        return _run_query(local.session, base_url, query)
+        return _run_query(http, base_url, query)  # the pool manager is shared by threads, as in the service
 
     with ThreadPoolExecutor(max_workers=len(queries)) as pool:
         list(pool.map(pooled, queries.values()))  # warm-up: one connection per thread
