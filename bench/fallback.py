@@ -2,9 +2,9 @@
 
 The patient (the largest record) is loaded into a fresh real FHIR server (SEKMET, from the test harness
 `tests/support/fhir_server.py`) on 127.0.0.1. Each query the service sends for a missing key
-(`fetch_query`) is timed alone, one after another, following `next` pages, over keep-alive connections with the
-service's HTTP client (urllib3): the slowest of them is the floor of a call that runs them in parallel, their sum the
-cost of running them one by one. The same queries sent at once by a plain thread pool show what the
+(`fetch_query`) is timed alone, one after another, following `next` pages, over keep-alive
+connections with the service's HTTP client (urllib3): the slowest of them is the floor of a call that
+runs them in parallel, their sum the cost of running them one by one. The same queries sent at once by a plain thread pool show what the
 server itself allows. SEKMET runs with four uvicorn workers: as one process it would answer one query
 at a time, and the figure would measure its queue instead of the service.
 
