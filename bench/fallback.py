@@ -5,8 +5,9 @@ The patient (the largest record) is loaded into a fresh real FHIR server (SEKMET
 (`fetch_query`) is timed alone, one after another, following `next` pages, over keep-alive
 connections with the service's HTTP client (urllib3): the slowest of them is the floor of a call that
 runs them in parallel, their sum the cost of running them one by one. The same queries sent at once
-by a plain thread pool show what the server itself allows. SEKMET runs with four uvicorn workers: as one process it would answer one query
-at a time, and the figure would measure its queue instead of the service.
+by a plain thread pool show what the server itself allows. SEKMET runs with four uvicorn workers: as
+one process it would answer one query at a time, and the figure would measure its queue instead of
+the service.
 
 Then SEKMET's answers are replayed by a stand-in that answers each query after a fixed latency, many
 at once, as an EHR's FHIR server does: there the slowest query and the sum are far apart, and the
