@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import create_engine
 
+from cds_service import metrics as service_metrics
 from tests.support.app import client_for, make_app, sample
 
 SELECT = "/cds-services/vertebral-augmentation-select"
@@ -116,3 +118,16 @@ def test_readyz_fails_when_the_database_is_down(tmp_path: Path) -> None:
         assert response.json()["resourceType"] == "OperationOutcome"
         assert "database unreachable" in response.json()["issue"][0]["diagnostics"]
         assert client.get("/healthz").status_code == 200  # alive, just not ready
+
+
+def test_every_metric_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Health and metrics", 1)[1].split("\n### ", 1)[0]
+    names = [
+        str(m._name)  # the metric's exposed name (without _total), as the README lists it
+        for m in vars(service_metrics).values()
+        if isinstance(m, MetricWrapperBase)
+    ]
+    assert len(names) >= 12
+    for name in names:
+        assert f"`{name}" in table, f"{name} is missing from the README's metrics table"
