@@ -26,6 +26,7 @@ from cds_service.patient_data import DataStats
 from cds_service.records import EvaluationRecord
 
 _NOT_PART_OF_THE_DECISION = frozenset({"hookInstance", "fhirAuthorization"})
+_DIGESTED_APART = "prefetch"
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,18 @@ class CachedAnswer:
     """(rule, indicator) of each card, for the metrics."""
 
 
-def answer_key(body: dict[str, Any], service_id: str, thresholds_version: int, today: date) -> bytes | None:
-    """A digest of everything the answer rests on; None when the body cannot be encoded."""
-    decision_input = {k: v for k, v in body.items() if k not in _NOT_PART_OF_THE_DECISION}
+def answer_key(
+    body: dict[str, Any], service_id: str, thresholds_version: int, today: date, prefetch_key: bytes
+) -> bytes | None:
+    """A digest of everything the answer rests on; None when the body cannot be encoded. The prefetch,
+    the bulk of the body, comes in as its digest (`mapping_cache.prefetch_digest`), made once per call."""
+    decision_input = {
+        k: v for k, v in body.items() if k not in _NOT_PART_OF_THE_DECISION and k != _DIGESTED_APART
+    }
     try:
-        encoded = orjson.dumps([service_id, thresholds_version, today.isoformat(), decision_input])
+        encoded = orjson.dumps(
+            [service_id, thresholds_version, today.isoformat(), prefetch_key.hex(), decision_input]
+        )
     except (TypeError, orjson.JSONEncodeError):
         return None
     return hashlib.sha256(encoded).digest()

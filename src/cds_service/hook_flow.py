@@ -24,7 +24,7 @@ from cds_service.errors import BadRequest
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FhirFetcher
 from cds_service.hook_models import HookRequest
-from cds_service.mapping_cache import MappingCache
+from cds_service.mapping_cache import MappingCache, prefetch_digest
 from cds_service.patient_data import DataStats, gather, needs_fetch
 from cds_service.records import EvaluationRecord, IssuedCard, patient_hash, store_evaluation
 from fhir_mappings.codesets import CodeSets
@@ -116,7 +116,9 @@ class HookFlow:
         request = self.parse(service, body)
         thresholds, version = self.thresholds()
         as_of = self.clock()
-        key = self._answer_key(service, request, body, version, as_of)
+        # Calls whose data all came in the request: their prefetch is digested once, for both caches.
+        prefetch_key = None if needs_fetch(request, self.prefetch) else self._prefetch_key(request)
+        key = self._answer_key(service, body, version, as_of, prefetch_key)
         if key is not None:
             cached = self.answer_cache.get(key) if self.answer_cache is not None else None
             if cached is not None:
@@ -132,7 +134,7 @@ class HookFlow:
         if reading.order is None:
             return _NO_CARDS  # not our order: answer at once, fetch nothing
         parsed = time.perf_counter()
-        mapped, stats = self._mapped_data(request)
+        mapped, stats = self._mapped_data(request, prefetch_key)
         gathered = time.perf_counter()
         facts = facts_from(mapped, reading, as_of, self.codesets)
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
@@ -180,16 +182,27 @@ class HookFlow:
             self.answer_cache.put(key, CachedAnswer(encoded, tuple(ids), record, stats, card_labels))
         return encoded
 
+    def _prefetch_key(self, request: HookRequest) -> bytes | None:
+        answers, mapping = self.answer_cache, self.mapping_cache
+        wanted = (answers is not None and answers.enabled and self.record_evaluations) or (
+            mapping is not None and mapping.enabled
+        )
+        return prefetch_digest(request) if wanted else None
+
     def _answer_key(
-        self, service: ServiceDefinition, request: HookRequest, body: Any, version: int, as_of: datetime
+        self,
+        service: ServiceDefinition,
+        body: Any,
+        version: int,
+        as_of: datetime,
+        prefetch_key: bytes | None,
     ) -> bytes | None:
-        """The answer cache's key, when this call may use it: not a preview, nothing to fetch."""
+        """The answer cache's key, when this call may use it: not a preview, nothing to fetch (then
+        `prefetch_key` is None: the EHR's server may answer differently this time)."""
         cache = self.answer_cache
-        if cache is None or not cache.enabled or not self.record_evaluations:
+        if cache is None or not cache.enabled or not self.record_evaluations or prefetch_key is None:
             return None
-        if needs_fetch(request, self.prefetch):
-            return None  # the EHR's server may answer differently this time
-        return answer_key(body, service.id, version, as_of.date())
+        return answer_key(body, service.id, version, as_of.date(), prefetch_key)
 
     def _answer_again(
         self, cached: CachedAnswer, service: ServiceDefinition, request: HookRequest, started: float
@@ -248,21 +261,24 @@ class HookFlow:
             },
         )
 
-    def _mapped_data(self, request: HookRequest) -> tuple[MappedRecord, DataStats]:
+    def _mapped_data(
+        self, request: HookRequest, prefetch_key: bytes | None
+    ) -> tuple[MappedRecord, DataStats]:
         """The patient's data, gathered (prefetch, then fetches) and mapped: from the cache when the same
-        data came before (order-select fires again on every change of the order form)."""
+        data came before (order-select fires again on every change of the order form). `prefetch_key`:
+        the digest of a call that fetches nothing."""
 
         def gathered() -> tuple[PatientRecord, DataStats]:
             return gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
 
         cache = self.mapping_cache
-        if cache is None:
+        if cache is None or not cache.enabled:
             record, stats = gathered()
             return map_record(record, self.codesets), stats
-        if needs_fetch(request, self.prefetch):
+        if prefetch_key is None and needs_fetch(request, self.prefetch):
             record, stats = gathered()
             return cache.map(record), stats  # keyed by what the server answered this time
-        return cache.map_prefetched(request, gathered)
+        return cache.map_prefetched(request, gathered, prefetch_key)
 
     def _staging(self, reading: DraftOrderReading, limit: int) -> tuple[Action, ...]:
         steps = stage_order(reading.session_resources, limit, self.codesets)

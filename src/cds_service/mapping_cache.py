@@ -144,11 +144,15 @@ class MappingCache:
         self._by_record.put(key, mapped)
         return mapped
 
-    def map_prefetched(self, request: HookRequest, gather: Gather) -> tuple[MappedRecord, DataStats]:
+    def map_prefetched(
+        self, request: HookRequest, gather: Gather, key: bytes | None = None
+    ) -> tuple[MappedRecord, DataStats]:
         """`gather()` and map its record, for a call that fetches nothing: from the cache when the same
-        prefetch was mapped within the TTL. Hits share the stats: read them, never change them."""
-        key = prefetch_digest(request) if self.enabled else None
-        if key is None:
+        prefetch was mapped within the TTL. Hits share the stats: read them, never change them.
+        `key`: `prefetch_digest(request)` when the caller has it already."""
+        if key is None and self.enabled:
+            key = prefetch_digest(request)
+        if key is None or not self.enabled:
             if self.enabled:
                 metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
             record, stats = gather()
