@@ -98,22 +98,21 @@ class HookFlow:
             raise BadRequest("order-select requires context.selections", expression=["context.selections"])
         return request
 
-    def needs_fetch(self, service: ServiceDefinition, body: Any) -> bool:
-        """Whether `run` may call `fhirServer` (blocking I/O) rather than only compute on the request.
-
-        Raises BadRequest as `run` would."""
-        return needs_fetch(self.parse(service, body), self.prefetch)
+    def fetches(self, request: HookRequest) -> bool:
+        """Whether answering may call `fhirServer` (blocking I/O) rather than only compute."""
+        return needs_fetch(request, self.prefetch)
 
     def run(self, service: ServiceDefinition, body: Any) -> dict[str, Any]:
         """The response as a JSON object (admin previews, the command line)."""
         answer: dict[str, Any] = orjson.loads(self.answer(service, body))
         return answer
 
-    def answer(self, service: ServiceDefinition, body: Any) -> bytes:
+    def answer(self, service: ServiceDefinition, body: Any, request: HookRequest | None = None) -> bytes:
         """The response as sent: validate, read the order, gather and map the data, decide, render, and
-        (unless a preview) store the evaluation and log it."""
+        (unless a preview) store the evaluation and log it. `request`: `parse(service, body)`, when the
+        caller has it already."""
         started = time.perf_counter()
-        request = self.parse(service, body)
+        request = request or self.parse(service, body)
         thresholds, version = self.thresholds()
         as_of = self.clock()
         # Calls whose data all came in the request: their prefetch is digested once, for both caches.

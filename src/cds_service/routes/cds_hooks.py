@@ -143,11 +143,12 @@ async def call_service(service_id: str, request: Request) -> Response:
     body = await read_json_body(request)
     _note_hook_instance(request, body)
     flow: HookFlow = request.app.state.flow
-    if _small(request) and not flow.needs_fetch(service, body):
+    hook_request = flow.parse(service, body)
+    if _small(request) and not flow.fetches(hook_request):
         # All data came with the request: the call is a few milliseconds of CPU (and one SQLite row).
         # Here it costs less than in a worker thread, where it would contend with the event loop for the
         # GIL and wait up to a switch interval (5 ms) at each release (`python -m bench`).
-        return _answer(flow.answer(service, body))
+        return _answer(flow.answer(service, body, hook_request))
     settings: Settings = request.app.state.settings
     deadline = settings.hook_deadline_seconds or settings.fetch_deadline_seconds + 5.0
     try:
@@ -155,7 +156,7 @@ async def call_service(service_id: str, request: Request) -> Response:
             # abandon_on_cancel: past the deadline, answer now; the worker thread ends on its own
             # (its FHIR fetches have their own, shorter, deadline)
             result = await anyio.to_thread.run_sync(
-                functools.partial(flow.answer, service, body),
+                functools.partial(flow.answer, service, body, hook_request),
                 abandon_on_cancel=True,
                 limiter=_hook_limiter(request),
             )
