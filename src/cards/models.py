@@ -94,7 +94,7 @@ class CdsResponse(WireModel):
     system_actions: tuple[Action, ...] | None = Field(default=None, alias="systemActions")
     extension: dict[str, Any] | None = None
 
-    def to_json_dict(self) -> dict[str, Any]:
-        body = self.model_dump(by_alias=True, exclude_none=True, mode="json")
-        body["cards"] = body.get("cards", [])  # the one empty value the spec allows
-        return body
+    def to_json(self) -> bytes:
+        """The response body. `cards` is always there, `[]` when empty: the one empty value the spec
+        allows (exclude_none drops None, never an empty tuple)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")

@@ -162,7 +162,7 @@ class HookFlow:
             if system_actions
             else None,
         )
-        encoded = orjson.dumps(response.to_json_dict())
+        encoded = response.to_json()
         if not self.record_evaluations:
             return encoded  # an admin preview: nothing stored, nothing logged, nothing counted
         card_labels = tuple((f.rule, f.indicator) for f in evaluation.findings)  # one card per finding
