@@ -226,13 +226,7 @@ class HookFlow:
             ),
             timings_ms={"total": round((time.perf_counter() - started) * 1000, 2), "repeat": 1.0},
         )
-        metrics.observe_prefetch(
-            hits=cached.stats.prefetched,
-            nulls=cached.stats.prefetch_null,
-            errors=cached.stats.prefetch_errors,
-            fetched=cached.stats.fetched,
-            failed=cached.stats.failed,
-        )
+        cached.stats.count()
         metrics.ANSWER_CACHE.labels(result="hit").inc()
         self._done(record, cached.card_labels, cached.stats)
         return encoded

@@ -160,14 +160,7 @@ class MappingCache:
         cached = self._by_prefetch.get(key)
         if cached is not None:
             metrics.MAPPING_CACHE.labels(result="hit").inc()
-            stats = cached[1]
-            metrics.observe_prefetch(
-                hits=stats.prefetched,
-                nulls=stats.prefetch_null,
-                errors=stats.prefetch_errors,
-                fetched=stats.fetched,
-                failed=stats.failed,
-            )
+            cached[1].count()
             return cached
         record, stats = gather()  # raises as ever when nothing clinical came: nothing is cached then
         mapped = map_record(record, self.codesets)

@@ -45,6 +45,16 @@ class DataStats:
     failed: list[str] = field(default_factory=list)
     fetch_ms: float = 0.0
 
+    def count(self) -> None:
+        """Add these keys to the prefetch metrics (once per answered call, cached or not)."""
+        metrics.observe_prefetch(
+            hits=self.prefetched,
+            nulls=self.prefetch_null,
+            errors=self.prefetch_errors,
+            fetched=self.fetched,
+            failed=self.failed,
+        )
+
 
 FETCH_PAGE_SIZE = 1000
 """`_count` of the searches the service sends itself: each `next` page is one more round trip, and the
@@ -258,11 +268,5 @@ def gather(
         raise PreconditionFailed(
             f"The patient's data could not be obtained from prefetch or fhirServer: {reasons}"
         )
-    metrics.observe_prefetch(
-        hits=stats.prefetched,
-        nulls=stats.prefetch_null,
-        errors=stats.prefetch_errors,
-        fetched=stats.fetched,
-        failed=stats.failed,
-    )
+    stats.count()
     return record, stats
