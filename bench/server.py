@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +18,10 @@ from typing import Self
 
 import httpx
 
+from tests.support.service_process import free_port, start_group, stop_group
+
 MAX_LIFETIME_SECONDS = 900
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _children(pid: int) -> list[int]:
@@ -94,11 +87,8 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VCDS_")}
         env.update(self._env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
-        command = ["timeout", "--signal=TERM", "--kill-after=5", str(MAX_LIFETIME_SECONDS), *self._command]
         with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command, env=env, cwd=REPO_ROOT, stdout=log, stderr=log, start_new_session=True
-            )
+            self._process = start_group(self._command, env, log, MAX_LIFETIME_SECONDS, cwd=REPO_ROOT)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -123,16 +113,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+        stop_group(process, grace_seconds=15)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:

@@ -30,6 +30,33 @@ def free_port() -> int:
         return port
 
 
+def start_group(
+    command: list[str],
+    env: dict[str, str],
+    output: BinaryIO | int,
+    lifetime_seconds: int = MAX_LIFETIME_SECONDS,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """`command` under `timeout` (it stops by itself after `lifetime_seconds`, even if the caller is
+    killed), in a process group of its own that `stop_group` ends whole."""
+    wrapped = ["timeout", "--signal=TERM", "--kill-after=5", str(lifetime_seconds), *command]
+    return subprocess.Popen(wrapped, env=env, cwd=cwd, stdout=output, stderr=output, start_new_session=True)
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, grace_seconds: float = 10) -> None:
+    """SIGTERM to the whole group (uvicorn's workers included), SIGKILL after the grace period."""
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
 class ServiceProcess:
     def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -45,10 +72,6 @@ class ServiceProcess:
         env.update(self._env)
         env["VCDS_HOST"] = "127.0.0.1"
         command = [
-            "timeout",
-            "--signal=TERM",
-            "--kill-after=5",
-            str(MAX_LIFETIME_SECONDS),
             str(VENV_BIN / "vertebral-cds"),
             "serve",
             "--host",
@@ -60,9 +83,7 @@ class ServiceProcess:
         ]
         self._output = self._log_path.open("ab") if self._log_path else None
         output = self._output or subprocess.DEVNULL
-        self._process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=output, start_new_session=True
-        )
+        self._process = start_group(command, env, output)
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -76,24 +97,11 @@ class ServiceProcess:
 
     def stop(self) -> None:
         try:
-            self._stop_process()
+            stop_group(self._process)
         finally:
             if self._output is not None:
                 self._output.close()
                 self._output = None
-
-    def _stop_process(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
 
     def __enter__(self) -> Self:
         return self.start()
