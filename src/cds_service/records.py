@@ -9,7 +9,7 @@ import secrets
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,26 +117,34 @@ def store_batch(db: Database, records: list[EvaluationRecord]) -> list[str]:
         connection.execute(insert(EvaluationRow), evaluations)
         if cards:
             connection.execute(insert(CardRow), cards)
-            _link_early_feedback(connection, cards)
+            _link_early_feedback(connection, now)
     metrics.EVALUATION_BATCH_ROWS.observe(len(records))
     return ids
 
 
-def _link_early_feedback(connection: Connection, cards: list[dict[str, Any]]) -> None:
-    """Feedback stored before its card's row existed gets the card's evaluation and rule now."""
-    by_uuid = {card["uuid"]: card for card in cards}
-    early = connection.execute(
-        select(FeedbackRow.id, FeedbackRow.card_uuid).where(
-            FeedbackRow.card_uuid.in_(list(by_uuid)), FeedbackRow.evaluation_id.is_(None)
+_LATE_LINK_WINDOW = timedelta(minutes=5)
+"""How far back unlinked feedback is looked at: older unlinked feedback names a card never issued here."""
+
+
+def _link_early_feedback(connection: Connection, now: datetime) -> None:
+    """Feedback stored before its card's row existed (it reached another worker first) gets the card's
+    evaluation and rule once the card is there: the cards of this batch, and those of other workers'
+    batches that raced the feedback (the next batch of any worker links them)."""
+    issued = select(CardRow.uuid).where(CardRow.uuid == FeedbackRow.card_uuid)
+    connection.execute(
+        update(FeedbackRow)
+        .where(
+            FeedbackRow.evaluation_id.is_(None),
+            FeedbackRow.received_at >= now - _LATE_LINK_WINDOW,
+            issued.exists(),
         )
-    ).all()
-    for feedback_id, card_uuid in early:
-        card = by_uuid[card_uuid]
-        connection.execute(
-            update(FeedbackRow)
-            .where(FeedbackRow.id == feedback_id)
-            .values(evaluation_id=card["evaluation_id"], rule=card["rule"])
+        .values(
+            evaluation_id=select(CardRow.evaluation_id)
+            .where(CardRow.uuid == FeedbackRow.card_uuid)
+            .scalar_subquery(),
+            rule=select(CardRow.rule).where(CardRow.uuid == FeedbackRow.card_uuid).scalar_subquery(),
         )
+    )
 
 
 def store_evaluation(db: Database, record: EvaluationRecord) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,53 @@ def test_feedback_stored_before_its_card_row_is_linked_when_the_row_lands(databa
         row = session.get(EvaluationRow, linked.evaluation_id)
         assert row is not None
         assert (row.hook_instance, linked.rule) == ("hook-7", "copd-multilevel")
+    writer.close()
+
+
+def test_feedback_that_raced_its_cards_batch_is_linked_by_the_next_batch(database: Database) -> None:
+    """Worker A's batch wrote the card while worker B stored the feedback without finding it (neither saw
+    the other's uncommitted row): the next batch written anywhere links it."""
+    writer = EvaluationWriter(database)
+    writer.submit(evaluation(1))
+    assert writer.flush(timeout=5)
+    with database.session() as session:  # as worker B stored it a moment earlier, unlinked
+        session.add(
+            FeedbackRow(
+                dedupe_key="raced",
+                received_at=datetime.now(UTC),
+                service_id="vertebral-augmentation-select",
+                card_uuid="card-1",
+                evaluation_id=None,
+                rule=None,
+                outcome="accepted",
+                accepted_suggestions=[],
+                override_reason_system=None,
+                override_reason_code=None,
+                has_user_comment=False,
+                outcome_timestamp=datetime.now(UTC),
+            )
+        )
+    writer.submit(evaluation(2))
+    assert writer.flush(timeout=5)
+    with database.session() as session:
+        linked = session.scalars(select(FeedbackRow)).one()
+        row = session.get(EvaluationRow, linked.evaluation_id)
+        assert row is not None
+        assert (row.hook_instance, linked.rule) == ("hook-1", "copd-multilevel")
+    writer.close()
+
+
+def test_feedback_for_a_card_never_issued_stays_unlinked(database: Database) -> None:
+    item = FeedbackItem.model_validate(
+        {"card": "not-a-card-of-ours", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T10:00:00Z"}
+    )
+    store_feedback(database, "vertebral-augmentation-select", [item])
+    writer = EvaluationWriter(database)
+    writer.submit(evaluation(3))
+    assert writer.flush(timeout=5)
+    with database.session() as session:
+        row = session.scalars(select(FeedbackRow)).one()
+        assert (row.evaluation_id, row.rule) == (None, None)
     writer.close()
 
 
