@@ -115,13 +115,6 @@ class HookFlow:
         request = request or self.parse(service, body)
         thresholds, version = self.thresholds()
         as_of = self.clock()
-        # Calls whose data all came in the request: their prefetch is digested once, for both caches.
-        prefetch_key = None if needs_fetch(request, self.prefetch) else self._prefetch_key(request)
-        key = self._answer_key(service, body, version, as_of, prefetch_key)
-        if key is not None:
-            cached = self.answer_cache.get(key) if self.answer_cache is not None else None
-            if cached is not None:
-                return self._answer_again(cached, service, request, started)
         selections = request.context.selections if service.hook == "order-select" else None
         reading = read_draft_order(
             request.context.draft_orders,
@@ -131,7 +124,16 @@ class HookFlow:
             self.demo_imaging_stand_in,
         )
         if reading.order is None:
-            return _NO_CARDS  # not our order: answer at once, fetch nothing
+            # Not our order (most order-select calls: every lab, drug and imaging order fires it):
+            # answer at once, fetch nothing, digest nothing.
+            return _NO_CARDS
+        # Calls whose data all came in the request: their prefetch is digested once, for both caches.
+        prefetch_key = None if needs_fetch(request, self.prefetch) else self._prefetch_key(request)
+        key = self._answer_key(service, body, version, as_of, prefetch_key)
+        if key is not None:
+            cached = self.answer_cache.get(key) if self.answer_cache is not None else None
+            if cached is not None:
+                return self._answer_again(cached, service, request, started)
         parsed = time.perf_counter()
         mapped, stats = self._mapped_data(request, prefetch_key)
         gathered = time.perf_counter()

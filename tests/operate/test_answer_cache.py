@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from cds_service import hook_flow
 from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
 from rules.thresholds import DEFAULT_THRESHOLDS
 from tests.scenarios.test_clinical_scenarios import SERVICE_PATHS, all_scenarios, hook_request
@@ -182,3 +183,20 @@ def test_zero_entries_turn_the_answer_cache_off(tmp_path: Path) -> None:
     for _ in range(2):
         client.post(SERVICE_PATHS["order-select"], json=again(body))
     assert repeats() == before
+
+
+def test_an_order_that_is_not_ours_is_answered_without_digesting_anything(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lab, drug and imaging order fires order-select: those calls must stay free."""
+
+    def never(*_: Any) -> bytes:
+        raise AssertionError("digested the prefetch of a call that is not about our order")
+
+    monkeypatch.setattr(hook_flow, "prefetch_digest", never)
+    body = _copd_body()
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    order["code"] = {"coding": [{"system": "http://loinc.org", "code": "24627-2", "display": "Chest CT"}]}
+    for _ in range(2):
+        response = client.post(SERVICE_PATHS["order-select"], json=again(body))
+        assert response.json() == {"cards": []}
