@@ -70,7 +70,7 @@ def test_a_repeated_call_gets_the_same_answer_with_new_ids(client: TestClient, s
 
 
 def test_each_repeat_has_its_own_row_and_feedback_finds_it(app: FastAPI, client: TestClient) -> None:
-    body = hook_request(next(s for s in SCENARIOS if s.name == "copd-j44-9-three-levels"))
+    body = _copd_body()
     path = SERVICE_PATHS["order-select"]
     repeat = again(body)
     first = client.post(path, json=body).json()
@@ -106,7 +106,8 @@ def test_each_repeat_has_its_own_row_and_feedback_finds_it(app: FastAPI, client:
 
 
 def _copd_body() -> dict[str, Any]:
-    return hook_request(next(s for s in SCENARIOS if s.name == "copd-j44-9-three-levels"))
+    """A request of its own to change: the scenarios' requests share their parts with the cached scenario."""
+    return copy.deepcopy(hook_request(next(s for s in SCENARIOS if s.name == "copd-j44-9-three-levels")))
 
 
 def test_a_fresh_access_token_is_still_a_repeat(client: TestClient) -> None:
