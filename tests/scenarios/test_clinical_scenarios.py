@@ -10,6 +10,7 @@ The clock is fixed at 2026-11-21T09:00Z and card ids count up from
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -193,6 +194,12 @@ def build_prefetch(s: Scenario) -> dict[str, Any]:
 
 
 def hook_request(s: Scenario) -> dict[str, Any]:
+    """The scenario's hook request, a copy of its own: a test may change it without touching the
+    scenario (which is cached and shared by every test that reads it)."""
+    return copy.deepcopy(_hook_request(s))
+
+
+def _hook_request(s: Scenario) -> dict[str, Any]:
     context: dict[str, Any] = {
         "userId": USER,
         "patientId": build_prefetch(s)["patient"]["id"],
