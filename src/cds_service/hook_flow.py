@@ -127,15 +127,16 @@ class HookFlow:
             # Not our order (most order-select calls: every lab, drug and imaging order fires it):
             # answer at once, fetch nothing, digest nothing.
             return _NO_CARDS
+        fetches = needs_fetch(request, self.prefetch)
         # Calls whose data all came in the request: their prefetch is digested once, for both caches.
-        prefetch_key = None if needs_fetch(request, self.prefetch) else self._prefetch_key(request)
+        prefetch_key = None if fetches else self._prefetch_key(request)
         key = self._answer_key(service, body, version, as_of, prefetch_key)
         if key is not None:
             cached = self.answer_cache.get(key) if self.answer_cache is not None else None
             if cached is not None:
                 return self._answer_again(cached, service, request, started)
         parsed = time.perf_counter()
-        mapped, stats = self._mapped_data(request, prefetch_key)
+        mapped, stats = self._mapped_data(request, fetches, prefetch_key)
         gathered = time.perf_counter()
         facts = facts_from(mapped, reading, as_of, self.codesets)
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
@@ -257,11 +258,11 @@ class HookFlow:
         )
 
     def _mapped_data(
-        self, request: HookRequest, prefetch_key: bytes | None
+        self, request: HookRequest, fetches: bool, prefetch_key: bytes | None
     ) -> tuple[MappedRecord, DataStats]:
         """The patient's data, gathered (prefetch, then fetches) and mapped: from the cache when the same
         data came before (order-select fires again on every change of the order form). `prefetch_key`:
-        the digest of a call that fetches nothing."""
+        the digest of a call that fetches nothing (None when it cannot be encoded)."""
 
         def gathered() -> tuple[PatientRecord, DataStats]:
             return gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
@@ -270,10 +271,10 @@ class HookFlow:
         if cache is None or not cache.enabled:
             record, stats = gathered()
             return map_record(record, self.codesets), stats
-        if prefetch_key is None and needs_fetch(request, self.prefetch):
+        if fetches:
             record, stats = gathered()
             return cache.map(record), stats  # keyed by what the server answered this time
-        return cache.map_prefetched(request, gathered, prefetch_key)
+        return cache.map_prefetched(prefetch_key, gathered)
 
     def _staging(self, reading: DraftOrderReading, limit: int) -> tuple[Action, ...]:
         steps = stage_order(reading.session_resources, limit, self.codesets)

@@ -131,42 +131,42 @@ class MappingCache:
         """`map_record(record)`, from the cache when the same content was mapped within the TTL."""
         if not self.enabled:
             return map_record(record, self.codesets)
-        key = record_digest(record)
-        if key is None:
-            metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
-            return map_record(record, self.codesets)
-        cached = self._by_record.get(key)
-        if cached is not None:
-            metrics.MAPPING_CACHE.labels(result="hit").inc()
-            return cached
-        mapped = map_record(record, self.codesets)  # outside the lock: other calls go on meanwhile
-        metrics.MAPPING_CACHE.labels(result="miss").inc()
-        self._by_record.put(key, mapped)
+        mapped, _ = self._through(
+            self._by_record, record_digest(record), lambda: map_record(record, self.codesets)
+        )
         return mapped
 
-    def map_prefetched(
-        self, request: HookRequest, gather: Gather, key: bytes | None = None
-    ) -> tuple[MappedRecord, DataStats]:
-        """`gather()` and map its record, for a call that fetches nothing: from the cache when the same
-        prefetch was mapped within the TTL. Hits share the stats: read them, never change them.
-        `key`: `prefetch_digest(request)` when the caller has it already."""
-        if key is None and self.enabled:
-            key = prefetch_digest(request)
-        if key is None or not self.enabled:
-            if self.enabled:
-                metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
-            record, stats = gather()
+    def map_prefetched(self, key: bytes | None, gather: Gather) -> tuple[MappedRecord, DataStats]:
+        """`gather()` and map its record, for a call that fetches nothing, whose prefetch digests to `key`
+        (`prefetch_digest`; None: cannot be encoded): from the cache when the same prefetch was mapped
+        within the TTL. Hits share the stats: read them, never change them."""
+
+        def gathered_and_mapped() -> tuple[MappedRecord, DataStats]:
+            record, stats = gather()  # raises as ever when nothing clinical came: nothing is cached then
             return map_record(record, self.codesets), stats
-        cached = self._by_prefetch.get(key)
+
+        if not self.enabled:
+            return gathered_and_mapped()
+        value, hit = self._through(self._by_prefetch, key, gathered_and_mapped)
+        if hit:
+            value[1].count()  # `gather` counts the prefetch keys of the calls it runs for
+        return value
+
+    def _through(
+        self, store: TtlStore[Value], key: bytes | None, compute: Callable[[], Value]
+    ) -> tuple[Value, bool]:
+        """`compute()`, or what it gave for `key` within the TTL; and whether it came from the store."""
+        if key is None:
+            metrics.MAPPING_CACHE.labels(result="uncacheable").inc()
+            return compute(), False
+        cached = store.get(key)
         if cached is not None:
             metrics.MAPPING_CACHE.labels(result="hit").inc()
-            cached[1].count()
-            return cached
-        record, stats = gather()  # raises as ever when nothing clinical came: nothing is cached then
-        mapped = map_record(record, self.codesets)
+            return cached, True
+        value = compute()  # outside the store's lock: other calls go on meanwhile
         metrics.MAPPING_CACHE.labels(result="miss").inc()
-        self._by_prefetch.put(key, (mapped, stats))
-        return mapped, stats
+        store.put(key, value)
+        return value, False
 
     def clear(self) -> None:
         self._by_record.clear()

@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 from cds_service.errors import PreconditionFailed
 from cds_service.hook_models import HookRequest
-from cds_service.mapping_cache import MappingCache, record_digest
+from cds_service.mapping_cache import MappingCache, prefetch_digest, record_digest
 from cds_service.patient_data import DataStats
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
@@ -206,8 +206,8 @@ def test_a_repeated_prefetch_skips_gathering_and_mapping_and_still_counts_the_pr
     prefetch = {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": []}}
     gather = CountingGather([inr(1.6, "2026-11-20")])
     hits = REGISTRY.get_sample_value("vcds_prefetch_keys_total", {"outcome": "hit"}) or 0.0
-    first, first_stats = cache.map_prefetched(_request(prefetch), gather)
-    again, again_stats = cache.map_prefetched(_request(copy.deepcopy(prefetch)), gather)
+    first, first_stats = cache.map_prefetched(prefetch_digest(_request(prefetch)), gather)
+    again, again_stats = cache.map_prefetched(prefetch_digest(_request(copy.deepcopy(prefetch))), gather)
     assert gather.calls == 1
     assert again is first
     assert again_stats is first_stats
@@ -219,11 +219,11 @@ def test_a_changed_prefetch_or_an_encounter_is_gathered_again() -> None:
     cache = MappingCache(CODESETS, max_entries=8, ttl_seconds=60)
     gather = CountingGather([inr(1.6, "2026-11-20")])
     prefetch = {"observations": {"resourceType": "Bundle", "type": "searchset", "entry": []}}
-    cache.map_prefetched(_request(prefetch), gather)
-    cache.map_prefetched(_request(prefetch, encounter="enc-1"), gather)
+    cache.map_prefetched(prefetch_digest(_request(prefetch)), gather)
+    cache.map_prefetched(prefetch_digest(_request(prefetch, encounter="enc-1")), gather)
     changed = copy.deepcopy(prefetch)
     changed["observations"]["entry"].append({"resource": inr(2.4, "2026-11-20")})
-    cache.map_prefetched(_request(changed), gather)
+    cache.map_prefetched(prefetch_digest(_request(changed)), gather)
     assert gather.calls == 3
 
 
@@ -238,6 +238,6 @@ def test_a_call_without_clinical_data_is_not_remembered() -> None:
 
     for _ in range(2):
         with pytest.raises(PreconditionFailed):
-            cache.map_prefetched(_request({}), failing)
+            cache.map_prefetched(prefetch_digest(_request({})), failing)
     assert calls == 2
     assert cache.size == 0
