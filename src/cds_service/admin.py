@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from cds_service import audit
 from cds_service.admin_auth import AdminAuth, Principal, Role
+from cds_service.analytics import Period, RuleStatistics, rule_statistics
 from cds_service.audit import Actor
 from cds_service.database import Database
 from cds_service.hook_flow import HookFlow
@@ -87,6 +88,12 @@ class AdminContext:
             if self._cases is None:
                 self._cases = saved_cases(self.flow.prefetch, self.cases_dir)
             return self._cases
+
+    def rule_statistics(self, period: Period) -> list[RuleStatistics]:
+        """Feedback analytics for the period, this worker's latest calls included (their rows may still
+        be queued for the writer thread)."""
+        self.flow.flush_records()
+        return rule_statistics(self.database, period)
 
     def audit(self, actor: Actor, action: str, detail: dict[str, Any]) -> None:
         audit.record_now(self.database, actor, action, detail, self.clock())

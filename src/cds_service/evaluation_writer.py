@@ -10,7 +10,8 @@ a few milliseconds after its call; under load the batches grow and the cost per 
 What this changes, on purpose:
 - A card's row exists a few milliseconds after the answer, not before it. Feedback handled by the same
   process waits for the queue first (`flush`); feedback that reaches another worker or replica before
-  the row is written is stored anyway and linked to its evaluation when the row arrives (`store_batch`).
+  the row is written is stored anyway and linked to its evaluation by whichever of the two writes
+  commits second (`records.link_early_feedback`).
 - If the database is down, the clinician still gets the cards; the rows that could not be written are
   counted (`vcds_evaluation_rows_dropped_total`), logged without content, and dropped. /readyz reports
   the database.

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, delete, insert, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cds_service import metrics
@@ -77,7 +77,8 @@ def store_batch(db: Database, records: list[EvaluationRecord]) -> list[str]:
 
     Plain multi-row INSERTs (no ORM unit of work): this runs for every hook call, and the ORM's
     bookkeeping cost more than the rest of the decision for a typical record (`python -m bench`).
-    Feedback that arrived before its card's row (through another worker) is linked here.
+    Feedback that arrived before its card's row (through another worker) is linked once the cards are
+    committed (`link_early_feedback`).
     """
     if not records:
         return []
@@ -113,11 +114,13 @@ def store_batch(db: Database, records: list[EvaluationRecord]) -> list[str]:
         for card in record.cards
     ]
     writer = _SQLITE_WRITER if db.engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    with writer, db.engine.begin() as connection:
-        connection.execute(insert(EvaluationRow), evaluations)
+    with writer:
+        with db.engine.begin() as connection:
+            connection.execute(insert(EvaluationRow), evaluations)
+            if cards:
+                connection.execute(insert(CardRow), cards)
         if cards:
-            connection.execute(insert(CardRow), cards)
-            _link_early_feedback(connection, now)
+            link_early_feedback(db)
     metrics.EVALUATION_BATCH_ROWS.observe(len(records))
     return ids
 
@@ -126,25 +129,27 @@ _LATE_LINK_WINDOW = timedelta(minutes=5)
 """How far back unlinked feedback is looked at: older unlinked feedback names a card never issued here."""
 
 
-def _link_early_feedback(connection: Connection, now: datetime) -> None:
-    """Feedback stored before its card's row existed (it reached another worker first) gets the card's
-    evaluation and rule once the card is there: the cards of this batch, and those of other workers'
-    batches that raced the feedback (the next batch of any worker links them)."""
-    issued = select(CardRow.uuid).where(CardRow.uuid == FeedbackRow.card_uuid)
-    connection.execute(
-        update(FeedbackRow)
-        .where(
-            FeedbackRow.evaluation_id.is_(None),
-            FeedbackRow.received_at >= now - _LATE_LINK_WINDOW,
-            issued.exists(),
+def link_early_feedback(db: Database) -> None:
+    """Give recent feedback stored without its card (it reached another worker before the card's row
+    was committed) the card's evaluation and rule, where the card is there now.
+
+    Both sides call this after their own commit: the writer after committing cards, the feedback route
+    after committing feedback it could not link. Whichever commits second sees the other's rows, so no
+    feedback stays unlinked, whatever the order (each statement sees every commit made before it)."""
+    its_card = CardRow.uuid == FeedbackRow.card_uuid
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(FeedbackRow)
+            .where(
+                FeedbackRow.evaluation_id.is_(None),
+                FeedbackRow.received_at >= datetime.now(UTC) - _LATE_LINK_WINDOW,
+                select(CardRow.uuid).where(its_card).exists(),
+            )
+            .values(
+                evaluation_id=select(CardRow.evaluation_id).where(its_card).scalar_subquery(),
+                rule=select(CardRow.rule).where(its_card).scalar_subquery(),
+            )
         )
-        .values(
-            evaluation_id=select(CardRow.evaluation_id)
-            .where(CardRow.uuid == FeedbackRow.card_uuid)
-            .scalar_subquery(),
-            rule=select(CardRow.rule).where(CardRow.uuid == FeedbackRow.card_uuid).scalar_subquery(),
-        )
-    )
 
 
 def store_evaluation(db: Database, record: EvaluationRecord) -> str:
@@ -162,6 +167,7 @@ def _dedupe_key(service_id: str, item: FeedbackItem) -> str:
 def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> tuple[int, int]:
     """Store each item once; a repeat of the same item is accepted and ignored. Returns (new, duplicate)."""
     new = duplicate = 0
+    unlinked = False
     for item in items:
         key = _dedupe_key(service_id, item)
         try:
@@ -190,9 +196,12 @@ def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> 
                     )
                 )
             new += 1
+            unlinked = unlinked or card is None
             metrics.FEEDBACK.labels(rule=card.rule if card else "unknown", outcome=item.outcome).inc()
         except IntegrityError:
             duplicate += 1  # the same item raced in through another worker
+    if unlinked:
+        link_early_feedback(db)  # its card may have been committed meanwhile, by another worker
     return new, duplicate
 
 

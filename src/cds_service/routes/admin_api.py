@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from cds_service.admin import Admin, AdminContext, AdminError, Editor, Viewer
 from cds_service.admin_auth import Principal, clean_name
-from cds_service.analytics import Period, as_csv, rule_statistics
+from cds_service.analytics import Period, as_csv
 from cds_service.audit import entries
 from cds_service.routes.cds_hooks import read_json_body
 from cds_service.threshold_fields import diff, errors_json, field_errors, missing_fields, schema_json
@@ -318,8 +318,7 @@ def analytics(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     period = analytics_period(start, end, datetime.now(UTC).date())
-    admin.flow.flush_records()  # this worker's latest calls count too
-    rows = rule_statistics(admin.database, period)
+    rows = admin.rule_statistics(period)
     return _json(
         {
             "from": period.first.isoformat(),
@@ -337,10 +336,9 @@ def analytics_csv(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> Response:
     period = analytics_period(start, end, datetime.now(UTC).date())
-    admin.flow.flush_records()
     name = f"vertebral-cds-feedback-{period.first}-{period.last}.csv"
     return Response(
-        content=as_csv(rule_statistics(admin.database, period)),
+        content=as_csv(admin.rule_statistics(period)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )

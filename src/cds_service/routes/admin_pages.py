@@ -27,7 +27,6 @@ from starlette.datastructures import UploadFile
 
 from cds_service.admin import AdminContext, AdminError, admin_context, client_address
 from cds_service.admin_auth import SESSION_COOKIE, Principal, clean_name
-from cds_service.analytics import rule_statistics
 from cds_service.audit import entries
 from cds_service.routes import admin_api
 from cds_service.routes.admin_api import MAX_REASON_LENGTH, MAX_VERSION, analytics_period
@@ -579,12 +578,11 @@ def analytics_page(
     principal = _principal(request)
     admin = admin_context(request)
     period = analytics_period(start, end, datetime.now(UTC).date())
-    admin.flow.flush_records()  # this worker's latest calls count too
     return _page(
         "analytics.html",
         principal=principal,
         csrf=admin.auth.csrf_token(principal),
-        rows=rule_statistics(admin.database, period),
+        rows=admin.rule_statistics(period),
         start=period.first.isoformat(),
         end=period.last.isoformat(),
         page="analytics",
