@@ -1,10 +1,10 @@
 # Multi-stage: build a wheel with its dependencies, then a slim runtime that runs as a non-root user.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY src ./src
 RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres]"
+ && pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt ".[postgres]"
 
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
