@@ -1,6 +1,6 @@
 """The shortcuts that keep a hook call cheap change no decision: which lab results are validated and kept,
 when a call must fetch (and so runs off the event loop), how the service pages its own searches, and the
-level-by-level JSON limits walk."""
+level-by-level JSON limits walk (in slices for wide levels)."""
 
 from __future__ import annotations
 
@@ -178,3 +178,55 @@ def test_json_limits_accept_a_scalar_body_and_count_values_across_levels() -> No
     with pytest.raises(ServiceError) as raised:
         check_json_limits({"a": [{"b": {}}]}, limits)
     assert raised.value.status_code == 400
+
+
+def _reference_counts(node: Any, depth: int = 1) -> tuple[int, int, int]:
+    """(values, Bundle entries, depth) of a body, counted the obvious, recursive way."""
+    if isinstance(node, dict):
+        children: list[Any] = list(node.values())
+        entry = node.get("entry")
+        entries = len(entry) if node.get("resourceType") == "Bundle" and isinstance(entry, list) else 0
+    elif isinstance(node, list):
+        children, entries = node, 0
+    else:
+        return 0, 0, depth - 1
+    values, deepest = len(children), depth
+    for child in children:
+        child_values, child_entries, child_depth = _reference_counts(child, depth + 1)
+        values += child_values
+        entries += child_entries
+        deepest = max(deepest, child_depth)
+    return values, entries, deepest
+
+
+def _wide_body(entries: int, deep_at: int | None = None, deep_levels: int = 0) -> dict[str, Any]:
+    """A Bundle with many entries (levels far wider than one slice of the walk), one of them made
+    `deep_levels` deeper than the rest."""
+    resources: list[dict[str, Any]] = [
+        {"resource": {"resourceType": "Observation", "code": {"coding": [{"code": str(i)}]}, "n": [i, {}]}}
+        for i in range(entries)
+    ]
+    if deep_at is not None:
+        nested: Any = {}
+        for _ in range(deep_levels):
+            nested = {"x": nested}
+        resources[deep_at]["resource"]["deep"] = nested
+    bundle = {"resourceType": "Bundle", "type": "searchset", "entry": resources}
+    return {"hook": "order-select", "prefetch": {"observations": bundle, "other": dict(bundle)}}
+
+
+def test_json_limits_walk_wide_levels_in_slices_and_count_exactly() -> None:
+    body = _wide_body(5_000, deep_at=4_321, deep_levels=4)
+    values, entries, depth = _reference_counts(body)
+    assert entries == 10_000
+    assert values > 100_000  # each level holds thousands of containers
+
+    check_json_limits(body, JsonLimits(max_depth=depth, max_values=values, max_bundle_entries=entries))
+    for too_tight, status in (
+        (JsonLimits(max_depth=depth - 1, max_values=values, max_bundle_entries=entries), 400),
+        (JsonLimits(max_depth=depth, max_values=values - 1, max_bundle_entries=entries), 413),
+        (JsonLimits(max_depth=depth, max_values=values, max_bundle_entries=entries - 1), 413),
+    ):
+        with pytest.raises(ServiceError) as raised:
+            check_json_limits(body, too_tight)
+        assert raised.value.status_code == status, too_tight
