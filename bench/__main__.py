@@ -33,7 +33,7 @@ from bench.fallback import HOOK_PATH, FallbackFigure, measure_fallback
 from bench.http_load import LoadResult, one_call, run_load
 from bench.inprocess import InProcessBench, InProcessFigure, bench_settings
 from bench.records import Record, RecordSet, hook_body_bytes, record_set
-from bench.server import ServerProcess, peak_rss_mb
+from bench.server import ServerProcess, cpu_ms, peak_rss_mb
 from cds_service.settings import Settings
 
 BARE_PATH = "/bench/bare/vertebral-augmentation-select"
@@ -108,12 +108,6 @@ class Results:
 # --------------------------------------------------------------------------- measuring
 
 
-def _cpu_ms(pid: int) -> float:
-    """User + system CPU time of a process, in ms."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
-
-
 def _machine_cpu() -> tuple[int, int]:
     """(all, idle) jiffies of the whole machine, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -133,9 +127,9 @@ def _load_with_worker_cpu(
     server: ServerProcess, path: str, body: bytes, concurrency: int, seconds: float
 ) -> tuple[LoadResult, list[float]]:
     pids = server.worker_pids()
-    before, started = [_cpu_ms(p) for p in pids], time.perf_counter()
+    before, started = [cpu_ms(p) for p in pids], time.perf_counter()
     result = run_load(server.port, path, body, concurrency=concurrency, seconds=seconds)
-    after, wall = [_cpu_ms(p) for p in pids], time.perf_counter() - started
+    after, wall = [cpu_ms(p) for p in pids], time.perf_counter() - started
     return result, [(b - a) * result.seconds / wall for a, b in zip(before, after, strict=True)]
 
 
@@ -419,16 +413,17 @@ def _fallback_rows(results: Results) -> list[str]:
                 "slowest single query",
                 "all queries one by one",
                 "all queries at once (thread pool)",
+                "FHIR server CPU for them",
                 "hook ÷ slowest query",
                 "same call again (mapping cached)",
                 "again ÷ slowest query",
                 "cards",
             ]
         ),
-        _row(["---"] + ["---:"] * 8),
+        _row(["---"] + ["---:"] * 9),
     ]
     if results.fallback is None:
-        rows.append(_row([f"fallback fetch: {results.fallback_note}"] + [""] * 8))
+        rows.append(_row([f"fallback fetch: {results.fallback_note}"] + [""] * 9))
         return rows
     for figure in (results.fallback, results.fallback_parallel):
         if figure is None:
@@ -443,6 +438,7 @@ def _fallback_rows(results: Results) -> list[str]:
                     f"{_ms(slowest)} ({key})",
                     _ms(figure.serial_ms),
                     _ms(figure.at_once_ms),
+                    _ms(figure.server_cpu_ms) if figure.server_cpu_ms is not None else "(sleeps)",
                     f"**{figure.ratio:.2f}**",
                     _ms(figure.again_ms),
                     f"**{figure.again_ratio:.2f}**",
@@ -579,7 +575,9 @@ def render(results: Results, args: argparse.Namespace) -> str:
         *_http_rows(results),
         "",
         "3. Fallback fetch: hook call without prefetch, the largest record on the real FHIR server "
-        "(SEKMET, 4 uvicorn workers) on 127.0.0.1, medians",
+        "(SEKMET, 4 uvicorn workers) on 127.0.0.1, medians; FHIR server CPU: what SEKMET's processes spent "
+        f"on one round of the queries sent at once ({os.cpu_count()} cores for SEKMET, the service and the "
+        "benchmark together: the round cannot end before that CPU time ÷ the cores)",
         "",
         *_fallback_rows(results),
         "",

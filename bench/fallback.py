@@ -12,6 +12,10 @@ the service.
 Then SEKMET's answers are replayed by a stand-in that answers each query after a fixed latency, many
 at once, as an EHR's FHIR server does: there the slowest query and the sum are far apart, and the
 call's latency shows whether the service sends its queries in parallel.
+
+For SEKMET the CPU time its processes spend on one round of the queries sent at once is measured too
+(from /proc): on a machine whose cores SEKMET shares with the service and the benchmark, no client can
+get all answers sooner than that CPU time divided by the cores, whatever the slowest query costs alone.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import urllib3
 
 from bench.http_load import one_call
 from bench.records import Record, hook_body
+from bench.server import cpu_ms, descendants
 from cds_service.discovery import prefetch_keys
 from cds_service.hook_models import HookRequest
 from cds_service.patient_data import fetch_query
@@ -54,6 +59,9 @@ class FallbackFigure:
     again_ms: float
     """The same call again on a service with its mapping cache on (same answers: mapping reused)."""
     cards: int
+    server_cpu_ms: float | None = None
+    """CPU time of the FHIR server's processes for one round of the queries sent at once (None: not
+    measured, as for the stand-in, which only sleeps)."""
 
     @property
     def slowest(self) -> tuple[str, float]:
@@ -170,6 +178,7 @@ def _measure(
     service_ports: tuple[int, int],
     repeats: int,
     recording: dict[str, bytes],
+    server_pid: int | None = None,
 ) -> FallbackFigure:
     body = hook_body(record, prefetch=False, fhir_server=base_url)
     request = HookRequest.model_validate(body)
@@ -190,9 +199,12 @@ def _measure(
     def pooled(query: str) -> int:
         return _run_query(http, base_url, query)  # the pool manager is shared by threads, as in the service
 
+    server_pids = descendants(server_pid) if server_pid is not None else []
     with ThreadPoolExecutor(max_workers=len(queries)) as pool:
         list(pool.map(pooled, queries.values()))  # warm-up: one connection per thread
+        cpu_before = sum(cpu_ms(pid) for pid in server_pids)
         at_once = _median_ms(lambda: list(pool.map(pooled, queries.values())), repeats)
+        server_cpu = (sum(cpu_ms(pid) for pid in server_pids) - cpu_before) / repeats
 
     raw = orjson.dumps(body)
     cold_port, cached_port = service_ports
@@ -208,6 +220,7 @@ def _measure(
         hook_ms=hook_ms,
         again_ms=again_ms,
         cards=len(orjson.loads(answer).get("cards", [])),
+        server_cpu_ms=server_cpu if server_pids else None,
     )
 
 
@@ -234,6 +247,7 @@ def measure_fallback(
             service_ports,
             repeats,
             recorded,
+            server_pid=fhir.pid,
         )
         sekmet_base = fhir.base_url
     stand_in = StandIn(STAND_IN_LATENCY_SECONDS)

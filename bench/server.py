@@ -41,6 +41,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time of a process so far, in ms (0 for a process that is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float | None:
     """VmHWM (peak resident set size) of a process, in MB."""
     try:

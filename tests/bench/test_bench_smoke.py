@@ -44,3 +44,5 @@ def test_the_quick_benchmark_prints_every_row_and_target(tmp_path: Path) -> None
         assert all(row["hook_rps"] > 0 and row["bare_rps"] > 0 for row in runs.values())
     assert all(f["hook_ms"] > 0 and f["again_ms"] > 0 for f in data["fallback"])
     assert data["fallback"][0]["server"].startswith("SEKMET")
+    assert data["fallback"][0]["server_cpu_ms"] > 0  # SEKMET's own CPU for a round of the queries
+    assert data["fallback"][1]["server_cpu_ms"] is None  # the stand-in only sleeps
