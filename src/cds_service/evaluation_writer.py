@@ -79,7 +79,11 @@ class EvaluationWriter:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="evaluation-writer", daemon=True)
                     self._thread.start()
-                self._changed.notify_all()
+                # Wake the thread only when it has something to act on: the first row of a batch (it
+                # waits for one) or a full batch (it stops lingering). Woken for every row, it took the
+                # GIL from the calls only to go back to sleep.
+                if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
+                    self._changed.notify_all()
         if closed:
             self._write([record])
 

@@ -82,6 +82,36 @@ def test_rows_that_queue_up_meanwhile_are_written_in_one_transaction(database: D
     writer.close()
 
 
+def wait_for_rows(database: Database, rows: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if count(database, EvaluationRow) >= rows:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_the_thread_lingers_for_more_rows_and_a_full_batch_ends_the_wait(database: Database) -> None:
+    # Rows after the first do not wake the thread (it lingers for them); a full batch does.
+    writer = EvaluationWriter(database, linger_seconds=30.0, max_batch=5)
+    for n in range(4):
+        writer.submit(evaluation(n))
+    assert not wait_for_rows(database, 1, seconds=0.3)  # still lingering: nothing written yet
+    writer.submit(evaluation(4))  # the fifth row fills the batch
+    assert wait_for_rows(database, 5, seconds=5.0)
+    writer.close()
+
+
+def test_a_row_after_an_idle_spell_is_written_after_the_linger(database: Database) -> None:
+    writer = EvaluationWriter(database, linger_seconds=0.02)
+    writer.submit(evaluation(0))
+    assert wait_for_rows(database, 1, seconds=5.0)
+    time.sleep(0.1)  # the thread waits for a first row again
+    writer.submit(evaluation(1))
+    assert wait_for_rows(database, 2, seconds=5.0)
+    writer.close()
+
+
 def test_feedback_stored_before_its_card_row_is_linked_when_the_row_lands(database: Database) -> None:
     item = FeedbackItem.model_validate(
         {"card": "card-7", "outcome": "overridden", "outcomeTimestamp": "2026-11-21T10:00:00Z"}
