@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy import Connection, event, insert, text
 
 from cds_service.database import Database, migrate
-from cds_service.records import EvaluationRecord, IssuedCard, _insert_rows, _table, store_batch
+from cds_service.records import _insert_rows, _table, store_batch
 from cds_service.tables import CardRow, EvaluationRow
+from tests.support.evaluations import evaluation_record
 
 
 def _database(path: Path) -> Database:
@@ -116,26 +117,7 @@ def test_a_batch_takes_a_few_statements_not_one_per_row(tmp_path: Path) -> None:
         statements.append((sql.split("(", 1)[0].strip(), many))
 
     event.listen(db.engine, "before_cursor_execute", remember)
-    records = [
-        EvaluationRecord(
-            service_id="vertebral-augmentation-select",
-            hook="order-select",
-            hook_instance=f"hook-{n}",
-            patient_hash="0" * 64,
-            thresholds_version=1,
-            procedure="kyphoplasty",
-            level_count=3,
-            rules_run=("eligibility",),
-            outcomes=[],
-            cards=tuple(
-                IssuedCard(uuid=f"card-{n}-{k}", rule="eligibility", indicator="info", suggestion_uuids=())
-                for k in range(3)
-            ),
-            data={},
-            timings_ms={"total": 1.0},
-        )
-        for n in range(20)
-    ]
+    records = [evaluation_record(n, cards=3) for n in range(20)]
     store_batch(db, records)
     inserts = [(sql, many) for sql, many in statements if sql.startswith("INSERT")]
     assert inserts == [("INSERT INTO evaluations", False), ("INSERT INTO cards", False)]

@@ -16,9 +16,10 @@ from sqlalchemy import func, select, text
 from cds_service.database import Database, migrate
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.hook_models import FeedbackItem
-from cds_service.records import _SQLITE_WRITER, EvaluationRecord, IssuedCard, store_feedback
+from cds_service.records import _SQLITE_WRITER, store_feedback
 from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
 from tests.support.app import client_for, make_app, sample
+from tests.support.evaluations import evaluation_record
 
 SELECT = "/cds-services/vertebral-augmentation-select"
 FEEDBACK = SELECT + "/feedback"
@@ -30,25 +31,6 @@ def database(tmp_path: Path) -> Iterator[Database]:
     migrate(db.engine)
     yield db
     db.dispose()
-
-
-def evaluation(n: int) -> EvaluationRecord:
-    return EvaluationRecord(
-        service_id="vertebral-augmentation-select",
-        hook="order-select",
-        hook_instance=f"hook-{n}",
-        patient_hash="0" * 64,
-        thresholds_version=1,
-        procedure="kyphoplasty",
-        level_count=3,
-        rules_run=("copd-multilevel",),
-        outcomes=[{"rule": "copd-multilevel", "indicator": "warning", "card": f"card-{n}"}],
-        cards=(
-            IssuedCard(uuid=f"card-{n}", rule="copd-multilevel", indicator="warning", suggestion_uuids=()),
-        ),
-        data={},
-        timings_ms={"total": 1.0},
-    )
 
 
 def count(database: Database, table: type[EvaluationRow] | type[CardRow] | type[FeedbackRow]) -> int:
@@ -63,7 +45,7 @@ def sample_value(name: str, labels: dict[str, str] | None = None) -> float:
 def test_flush_waits_until_every_submitted_row_is_in_the_database(database: Database) -> None:
     writer = EvaluationWriter(database)
     for n in range(20):
-        writer.submit(evaluation(n))
+        writer.submit(evaluation_record(n))
     assert writer.flush(timeout=5)
     assert (count(database, EvaluationRow), count(database, CardRow)) == (20, 20)
     writer.close()
@@ -74,7 +56,7 @@ def test_rows_that_queue_up_meanwhile_are_written_in_one_transaction(database: D
     transactions = sample_value("vcds_evaluation_batch_rows_count")
     with _SQLITE_WRITER:  # the database is busy: the rows of 50 calls queue up behind the first
         for n in range(50):
-            writer.submit(evaluation(n))
+            writer.submit(evaluation_record(n))
         time.sleep(0.05)
     assert writer.flush(timeout=5)
     assert count(database, EvaluationRow) == 50
@@ -95,19 +77,19 @@ def test_the_thread_lingers_for_more_rows_and_a_full_batch_ends_the_wait(databas
     # Rows after the first do not wake the thread (it lingers for them); a full batch does.
     writer = EvaluationWriter(database, linger_seconds=30.0, max_batch=5)
     for n in range(4):
-        writer.submit(evaluation(n))
+        writer.submit(evaluation_record(n))
     assert not wait_for_rows(database, 1, seconds=0.3)  # still lingering: nothing written yet
-    writer.submit(evaluation(4))  # the fifth row fills the batch
+    writer.submit(evaluation_record(4))  # the fifth row fills the batch
     assert wait_for_rows(database, 5, seconds=5.0)
     writer.close()
 
 
 def test_a_row_after_an_idle_spell_is_written_after_the_linger(database: Database) -> None:
     writer = EvaluationWriter(database, linger_seconds=0.02)
-    writer.submit(evaluation(0))
+    writer.submit(evaluation_record(0))
     assert wait_for_rows(database, 1, seconds=5.0)
     time.sleep(0.1)  # the thread waits for a first row again
-    writer.submit(evaluation(1))
+    writer.submit(evaluation_record(1))
     assert wait_for_rows(database, 2, seconds=5.0)
     writer.close()
 
@@ -121,7 +103,7 @@ def test_feedback_stored_before_its_card_row_is_linked_when_the_row_lands(databa
         early = session.scalars(select(FeedbackRow)).one()
         assert (early.evaluation_id, early.rule) == (None, None)
     writer = EvaluationWriter(database)
-    writer.submit(evaluation(7))
+    writer.submit(evaluation_record(7))
     assert writer.flush(timeout=5)
     with database.session() as session:
         linked = session.scalars(select(FeedbackRow)).one()
@@ -135,7 +117,7 @@ def test_feedback_that_raced_its_cards_batch_is_linked_by_the_next_batch(databas
     """Worker A's batch wrote the card while worker B stored the feedback without finding it (neither saw
     the other's uncommitted row): the next batch written anywhere links it."""
     writer = EvaluationWriter(database)
-    writer.submit(evaluation(1))
+    writer.submit(evaluation_record(1))
     assert writer.flush(timeout=5)
     with database.session() as session:  # as worker B stored it a moment earlier, unlinked
         session.add(
@@ -154,7 +136,7 @@ def test_feedback_that_raced_its_cards_batch_is_linked_by_the_next_batch(databas
                 outcome_timestamp=datetime.now(UTC),
             )
         )
-    writer.submit(evaluation(2))
+    writer.submit(evaluation_record(2))
     assert writer.flush(timeout=5)
     with database.session() as session:
         linked = session.scalars(select(FeedbackRow)).one()
@@ -170,7 +152,7 @@ def test_feedback_for_a_card_never_issued_stays_unlinked(database: Database) -> 
     )
     store_feedback(database, "vertebral-augmentation-select", [item])
     writer = EvaluationWriter(database)
-    writer.submit(evaluation(3))
+    writer.submit(evaluation_record(3))
     assert writer.flush(timeout=5)
     with database.session() as session:
         row = session.scalars(select(FeedbackRow)).one()
@@ -183,26 +165,26 @@ def test_close_writes_what_is_queued_and_later_rows_are_written_at_once(database
     closer = threading.Thread(target=writer.close, kwargs={"timeout": 10})
     with _SQLITE_WRITER:  # the database is busy: the rows wait in the queue
         for n in range(5):
-            writer.submit(evaluation(n))
+            writer.submit(evaluation_record(n))
         closer.start()
         time.sleep(0.1)
         assert closer.is_alive()  # close waits for the queue
     closer.join(timeout=10)
     assert not closer.is_alive()
     assert count(database, EvaluationRow) == 5
-    writer.submit(evaluation(99))  # after close: in the caller's thread
+    writer.submit(evaluation_record(99))  # after close: in the caller's thread
     assert count(database, EvaluationRow) == 6
 
 
 def test_the_thread_stops_when_idle_and_the_next_row_starts_another(database: Database) -> None:
     writer = EvaluationWriter(database, idle_seconds=0.05)
-    writer.submit(evaluation(1))
+    writer.submit(evaluation_record(1))
     assert writer.flush(timeout=5)
     deadline = time.monotonic() + 5
     while writer._thread is not None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert writer._thread is None
-    writer.submit(evaluation(2))
+    writer.submit(evaluation_record(2))
     assert writer.flush(timeout=5)
     assert count(database, EvaluationRow) == 2
     writer.close()
@@ -215,7 +197,7 @@ def test_a_failing_database_drops_rows_with_a_count_and_a_log_line(
         connection.execute(text("DROP TABLE cards"))
     writer = EvaluationWriter(database)
     dropped = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"})
-    writer.submit(evaluation(1))
+    writer.submit(evaluation_record(1))
     assert writer.flush(timeout=5)
     after = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"})
     assert after - dropped == 1
@@ -232,7 +214,7 @@ def test_a_full_queue_drops_the_row_and_never_blocks_the_call(database: Database
     with _SQLITE_WRITER:
         started = time.monotonic()
         for n in range(10):
-            writer.submit(evaluation(n))
+            writer.submit(evaluation_record(n))
         assert time.monotonic() - started < 1
     assert writer.flush(timeout=5)
     dropped_now = sample_value("vcds_evaluation_rows_dropped_total", {"reason": "queue full"}) - dropped
@@ -254,7 +236,7 @@ def test_the_clinician_gets_the_cards_when_the_evaluation_cannot_be_stored(tmp_p
     assert sample_value("vcds_evaluation_rows_dropped_total", {"reason": "database error"}) - dropped == 1
 
 
-def test_feedback_right_after_the_answer_is_linked_to_its_evaluation(tmp_path: Path) -> None:
+def test_feedback_right_after_the_answer_is_linked_to_its_evaluation_record(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     with client_for(app) as client:
         card = client.post(SELECT, json=sample("order-select.json")).json()["cards"][0]
