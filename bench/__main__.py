@@ -604,8 +604,8 @@ def render(results: Results, args: argparse.Namespace) -> str:
         ),
         "",
         f"6. Multi-worker deployment: `vertebral-cds serve --workers {results.multi_workers}`, "
-        "typical record, hook endpoint; cores: CPU time each worker process used per second. The workers "
-        "share one listening socket, so a few long-lived connections can land unevenly on them",
+        "typical record, hook endpoint; cores: CPU time each worker process used per second. Each worker "
+        "listens on a socket of its own (SO_REUSEPORT), so the kernel spreads the connections over them",
         "",
         _row(["", "concurrency 8", "concurrency 32"]),
         _row(["---", "---:", "---:"]),

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import uvicorn
 
@@ -14,6 +15,7 @@ from cds_service.db_cli import add_db_commands
 from cds_service.demo_cli import add_demo_commands
 from cds_service.settings import SettingsError, load_settings
 from cds_service.thresholds_cli import add_thresholds_commands
+from cds_service.workers import APP_FACTORY, Supervisor, WorkerOptions, port_in_use, reuse_port_supported
 from fhir_mappings.codesets import CodeSetError
 
 
@@ -43,24 +45,27 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    server_options: dict[str, Any] = {
+        "log_level": "warning",
+        "proxy_headers": True,
+        # X-Forwarded-* are believed from these addresses only (uvicorn's default: 127.0.0.1)
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or None,
+        "ssl_certfile": settings.tls_certfile,
+        "ssl_keyfile": settings.tls_keyfile,
+    }
+    # Several workers: a listening socket each, so that long-lived connections spread over them.
+    own_sockets = args.workers > 1 and reuse_port_supported()
+    if own_sockets and port_in_use(host, port):
+        print(f"vertebral-cds: {host}:{port} is in use already", file=sys.stderr)
+        return 1
     scheme = "https" if settings.tls_certfile else "http"
     print(
         f"vertebral-cds {settings.profile} profile: discovery at {scheme}://{host}:{port}/cds-services",
         flush=True,
     )
-    uvicorn.run(
-        "cds_service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=args.workers,
-        log_level="warning",
-        proxy_headers=True,
-        # X-Forwarded-* are believed from these addresses only (uvicorn's default: 127.0.0.1)
-        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
-        ssl_certfile=settings.tls_certfile,
-        ssl_keyfile=settings.tls_keyfile,
-    )
+    if own_sockets:
+        return Supervisor(WorkerOptions(host, port, server_options), args.workers).run()
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=args.workers, **server_options)
     return 0
 
 

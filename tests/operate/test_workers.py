@@ -1,0 +1,166 @@
+"""`vertebral-cds serve --workers N`: a listening socket per worker, so that long-lived connections spread
+over the workers; a worker that dies is replaced; SIGTERM stops them all; a second service on the same
+port is refused instead of sharing the traffic."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cds_service.workers import Supervisor, WorkerOptions, listening_socket, port_in_use, reuse_port_supported
+from tests.support.service_process import VENV_BIN, ServiceProcess, free_port
+
+pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="needs Linux SO_REUSEPORT")
+
+CONNECTIONS = 16
+"""With two workers, all of them on one worker by chance: 2 x 2^-16, about one run in 30,000."""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def supervisor_pid(service: ServiceProcess) -> int:
+    assert service._process is not None
+    (pid,) = _children(service._process.pid)  # the service runs under `timeout`
+    return pid
+
+
+def worker_pids(service: ServiceProcess) -> set[int]:
+    return {pid for pid in _children(supervisor_pid(service)) if "spawn_main" in _cmdline(pid)}
+
+
+def _established_inodes(port: int) -> set[str]:
+    """Inodes of the established TCP connections whose local port is `port` (server side)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    return inodes
+
+
+def connections_held(pid: int, port: int) -> int:
+    wanted = _established_inodes(port)
+    held = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:[") and target[8:-1] in wanted:
+                held += 1
+    return held
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def answers(base_url: str, calls: int) -> bool:
+    """Whether `calls` fresh connections in a row all get /healthz (each may reach any worker)."""
+    try:
+        return all(httpx.get(f"{base_url}/healthz", timeout=5).status_code == 200 for _ in range(calls))
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[ServiceProcess]:
+    env = {"VCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'workers.sqlite3'}", "VCDS_PATIENT_HASH_KEY": "k"}
+    with ServiceProcess(env, workers=2, log_path=tmp_path / "service.log") as running:
+        assert wait_for(lambda: len(worker_pids(running)) == 2, 30)
+        yield running
+
+
+def test_long_lived_connections_spread_over_the_workers(service: ServiceProcess) -> None:
+    clients = [httpx.Client(base_url=service.base_url, timeout=10) for _ in range(CONNECTIONS)]
+    try:
+        for client in clients:  # one keep-alive connection each, opened one after another
+            assert client.get("/healthz").status_code == 200
+        held = {pid: connections_held(pid, service.port) for pid in worker_pids(service)}
+    finally:
+        for client in clients:
+            client.close()
+    assert sum(held.values()) == CONNECTIONS, held
+    assert all(count > 0 for count in held.values()), held
+
+
+def test_a_worker_that_dies_is_replaced(service: ServiceProcess) -> None:
+    first, second = sorted(worker_pids(service))
+    os.kill(first, signal.SIGKILL)
+    assert wait_for(lambda: len(worker_pids(service)) == 2 and first not in worker_pids(service), 30)
+    assert second in worker_pids(service)
+    assert wait_for(
+        lambda: all(httpx.get(f"{service.base_url}/healthz").status_code == 200 for _ in range(20)), 30
+    )
+
+
+def test_sigterm_to_the_supervisor_stops_every_worker(service: ServiceProcess) -> None:
+    supervisor = supervisor_pid(service)
+    workers = worker_pids(service)
+    os.kill(supervisor, signal.SIGTERM)  # to the supervisor alone, as an init system may send it
+    assert service._process is not None
+    assert service._process.wait(timeout=40) == 0
+    assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
+
+
+def test_a_second_service_on_the_same_port_is_refused(service: ServiceProcess, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VCDS_")}
+    env |= {"VCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'second.sqlite3'}", "VCDS_PATIENT_HASH_KEY": "k"}
+    done = subprocess.run(
+        [str(VENV_BIN / "vertebral-cds"), "serve", "--port", str(service.port), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "in use already" in done.stderr
+
+
+def test_sockets_of_one_port_share_it_and_a_plain_bind_sees_it_taken() -> None:
+    port = free_port()
+    first = listening_socket("127.0.0.1", port, reuse_port=True)
+    second = listening_socket("127.0.0.1", port, reuse_port=True)
+    try:
+        assert port_in_use("127.0.0.1", port)
+        with pytest.raises(OSError, match="in use"), socket.create_server(("127.0.0.1", port)):
+            pass
+    finally:
+        first.close()
+        second.close()
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_restarts_are_bounded_per_window() -> None:
+    supervisor = Supervisor(WorkerOptions("127.0.0.1", 1), 2, max_restarts=2, restart_window_seconds=60)
+    assert supervisor._may_restart()
+    assert supervisor._may_restart()
+    assert not supervisor._may_restart()  # a worker that cannot start is not restarted forever
