@@ -111,7 +111,8 @@ class Supervisor:
         """Serve until told to stop; 0 after a requested stop, 1 when workers keep dying."""
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self._processes = [self._start(index) for index in range(self.workers)]
+            for index in range(self.workers):  # one by one: those started are stopped if one fails
+                self._processes.append(self._start(index))
             healthy = self._watch()
         finally:
             self._stop_all()
