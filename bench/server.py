@@ -18,24 +18,23 @@ from typing import Self
 
 import httpx
 
-from tests.support.service_process import free_port, start_group, stop_group
+from tests.support.service_process import (
+    all_workers_listen,
+    children,
+    free_port,
+    spawned_workers,
+    start_group,
+    stop_group,
+)
 
 MAX_LIFETIME_SECONDS = 900
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in task.read_text().split()]
-    return found
-
-
 def descendants(pid: int) -> list[int]:
     found, queue = [], [pid]
     while queue:
-        for child in _children(queue.pop()):
+        for child in children(queue.pop()):
             found.append(child)
             queue.append(child)
     return found
@@ -103,22 +102,29 @@ class ServerProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"server exited ({self._process.returncode}): {self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200 and (
-                    len(self.worker_pids()) >= self.workers
-                ):
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200 and self._all_listen():
                     return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"server not ready within {ready_timeout:.0f} s: {self.log_tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The processes that answer requests: uvicorn itself, or its workers when it has several."""
+        """The processes that answer requests: the server itself, or its workers when it has several."""
         if self._process is None:
             return []
-        servers = _children(self._process.pid)  # under `timeout`
+        servers = children(self._process.pid)  # under `timeout`
         if self.workers <= 1:
             return servers
-        return [w for s in servers for w in _children(s) if "spawn_main" in _cmdline(w)]
+        return [w for s in servers for w in spawned_workers(s)]
+
+    def _all_listen(self) -> bool:
+        """Every worker started and listening (one still starting would get none of the connections)."""
+        if self._process is None:
+            return False
+        servers = children(self._process.pid)
+        if self.workers <= 1:
+            return bool(servers)
+        return any(all_workers_listen(s, self.port, self.workers) for s in servers)
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -137,10 +143,3 @@ class ServerProcess:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""

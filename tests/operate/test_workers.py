@@ -4,7 +4,6 @@ port is refused instead of sharing the traffic."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -17,7 +16,14 @@ import httpx
 import pytest
 
 from cds_service.workers import Supervisor, WorkerOptions, listening_socket, port_in_use, reuse_port_supported
-from tests.support.service_process import VENV_BIN, ServiceProcess, free_port
+from tests.support.service_process import (
+    VENV_BIN,
+    ServiceProcess,
+    all_workers_listen,
+    free_port,
+    sockets_held,
+    spawned_workers,
+)
 
 pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="needs Linux SO_REUSEPORT")
 
@@ -25,52 +31,14 @@ CONNECTIONS = 16
 """With two workers, all of them on one worker by chance: 2 x 2^-16, about one run in 30,000."""
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found += [int(p) for p in task.read_text().split()]
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def supervisor_pid(service: ServiceProcess) -> int:
-    assert service._process is not None
-    (pid,) = _children(service._process.pid)  # the service runs under `timeout`
+    pid = service.supervisor_pid
+    assert pid is not None
     return pid
 
 
 def worker_pids(service: ServiceProcess) -> set[int]:
-    return {pid for pid in _children(supervisor_pid(service)) if "spawn_main" in _cmdline(pid)}
-
-
-def _established_inodes(port: int) -> set[str]:
-    """Inodes of the established TCP connections whose local port is `port` (server side)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
-                    inodes.add(fields[9])
-    return inodes
-
-
-def connections_held(pid: int, port: int) -> int:
-    wanted = _established_inodes(port)
-    held = 0
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:[") and target[8:-1] in wanted:
-                held += 1
-    return held
+    return set(spawned_workers(supervisor_pid(service)))
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
@@ -93,8 +61,7 @@ def answers(base_url: str, calls: int) -> bool:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[ServiceProcess]:
     env = {"VCDS_DATABASE_URL": f"sqlite:///{tmp_path / 'workers.sqlite3'}", "VCDS_PATIENT_HASH_KEY": "k"}
-    with ServiceProcess(env, workers=2, log_path=tmp_path / "service.log") as running:
-        assert wait_for(lambda: len(worker_pids(running)) == 2, 30)
+    with ServiceProcess(env, workers=2, log_path=tmp_path / "service.log") as running:  # both listen
         yield running
 
 
@@ -103,7 +70,7 @@ def test_long_lived_connections_spread_over_the_workers(service: ServiceProcess)
     try:
         for client in clients:  # one keep-alive connection each, opened one after another
             assert client.get("/healthz").status_code == 200
-        held = {pid: connections_held(pid, service.port) for pid in worker_pids(service)}
+        held = {pid: sockets_held(pid, service.port, "01") for pid in worker_pids(service)}
     finally:
         for client in clients:
             client.close()
@@ -115,6 +82,7 @@ def test_a_worker_that_dies_is_replaced(service: ServiceProcess) -> None:
     first, second = sorted(worker_pids(service))
     os.kill(first, signal.SIGKILL)
     assert wait_for(lambda: len(worker_pids(service)) == 2 and first not in worker_pids(service), 30)
+    assert wait_for(lambda: all_workers_listen(supervisor_pid(service), service.port, 2), 30)
     assert second in worker_pids(service)
     assert wait_for(
         lambda: all(httpx.get(f"{service.base_url}/healthz").status_code == 200 for _ in range(20)), 30

@@ -57,6 +57,58 @@ def stop_group(process: subprocess.Popen[bytes] | None, grace_seconds: float = 1
         process.wait(timeout=5)
 
 
+def _tcp_inodes(port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets whose local port is `port`, in `state` ("0A" listening, "01" established)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def sockets_held(pid: int, port: int, state: str) -> int:
+    """How many TCP sockets on local `port` in `state` the process `pid` holds (Linux /proc)."""
+    wanted = _tcp_inodes(port, state)
+    held = 0
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in wanted:
+                    held += 1
+    return held
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def spawned_workers(pid: int) -> list[int]:
+    """The worker processes `pid` started with multiprocessing's spawn (uvicorn's and `serve`'s)."""
+    return [child for child in children(pid) if "spawn_main" in cmdline(child)]
+
+
+def all_workers_listen(supervisor: int, port: int, workers: int) -> bool:
+    """Whether `workers` workers run and each listens: with a socket per worker (SO_REUSEPORT), a
+    worker that has started but not yet bound gets none of the connections opened meanwhile."""
+    pids = spawned_workers(supervisor)
+    return len(pids) >= workers and all(sockets_held(pid, port, "0A") for pid in pids)
+
+
 class ServiceProcess:
     def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -89,11 +141,23 @@ class ServiceProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"service exited with {self._process.returncode}; see {self._log_path}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200 and self._all_listen():
                     return self
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"service did not become ready in {ready_timeout} s; see {self._log_path}")
+
+    @property
+    def supervisor_pid(self) -> int | None:
+        """The `vertebral-cds serve` process (it runs under `timeout`)."""
+        found = children(self._process.pid) if self._process is not None else []
+        return found[0] if found else None
+
+    def _all_listen(self) -> bool:
+        if self.workers <= 1:
+            return True
+        supervisor = self.supervisor_pid
+        return supervisor is not None and all_workers_listen(supervisor, self.port, self.workers)
 
     def stop(self) -> None:
         try:
