@@ -7,14 +7,19 @@ one worker while the others idle (`python -m bench`, multi-worker: 1.03 + 0.04 c
 socket per worker the kernel spreads new connections over the workers by a hash of their addresses.
 
 The supervisor restarts a worker that dies (a bounded number of times per minute: a worker that cannot
-start is not restarted forever), and on SIGTERM or SIGINT asks every worker to stop gracefully (uvicorn
-finishes the requests in flight and runs the app's shutdown, which writes the queued evaluation rows).
-Where the platform has no SO_REUSEPORT, `serve` uses uvicorn's own workers instead.
+start is not restarted forever); on SIGTERM or SIGINT it asks every worker to stop gracefully (uvicorn
+finishes the requests in flight and runs the app's shutdown, which writes the queued evaluation rows);
+on SIGHUP it replaces the workers one at a time, each new one listening before the old one stops, as
+uvicorn's own supervisor does. A worker whose supervisor is gone (killed outright) stops by itself
+rather than serve on unwatched. Where the platform has no SO_REUSEPORT, `serve` uses uvicorn's own
+workers instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -23,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event as ProcessEvent
 from types import FrameType
 from typing import Any
 
@@ -75,16 +81,44 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _worker_main(options: WorkerOptions) -> None:  # pragma: no cover - runs in the worker process
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_supervisor(supervisor: int) -> None:  # pragma: no cover - runs in the worker process
+    """SIGTERM this worker when its supervisor dies (Linux prctl); gone already: stop now."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:
+        raise SystemExit(0)
+
+
+def _report_started(server: uvicorn.Server, ready: ProcessEvent) -> None:  # pragma: no cover - worker
+    while not server.started and not server.should_exit:
+        time.sleep(0.05)
+    if server.started:
+        ready.set()
+
+
+def _worker_main(options: WorkerOptions, supervisor: int, ready: ProcessEvent) -> None:  # pragma: no cover
+    _stop_with_supervisor(supervisor)
     sock = listening_socket(options.host, options.port, reuse_port=True)
     config = uvicorn.Config(
         APP_FACTORY, factory=True, host=options.host, port=options.port, **options.uvicorn_options
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    threading.Thread(target=_report_started, args=(server, ready), daemon=True).start()
+    server.run(sockets=[sock])
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    ready: ProcessEvent
+    """Set once the worker's server has started (its socket listens and the app is up)."""
 
 
 class Supervisor:
-    """Starts the workers, replaces those that die, and stops them all on SIGTERM or SIGINT."""
+    """Starts the workers, replaces those that die, replaces them all on SIGHUP, and stops them all on
+    SIGTERM or SIGINT."""
 
     def __init__(
         self,
@@ -103,16 +137,18 @@ class Supervisor:
         self.grace_seconds = grace_seconds
         self.poll_seconds = poll_seconds
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked app state
-        self._processes: list[BaseProcess] = []
+        self._workers: list[_Worker] = []
         self._restarts: deque[float] = deque()
         self._stop = threading.Event()
+        self._reload = threading.Event()
 
     def run(self) -> int:
         """Serve until told to stop; 0 after a requested stop, 1 when workers keep dying."""
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._request_reload)
         try:
             for index in range(self.workers):  # one by one: those started are stopped if one fails
-                self._processes.append(self._start(index))
+                self._workers.append(self._start(index))
             healthy = self._watch()
         finally:
             self._stop_all()
@@ -123,16 +159,49 @@ class Supervisor:
     def _request_stop(self, _signal: int, _frame: FrameType | None) -> None:
         self._stop.set()
 
-    def _start(self, index: int) -> BaseProcess:
+    def _request_reload(self, _signal: int, _frame: FrameType | None) -> None:
+        self._reload.set()
+
+    def _start(self, index: int) -> _Worker:
+        ready = self._context.Event()
         process = self._context.Process(
-            target=_worker_main, args=(self.options,), name=f"vertebral-cds-worker-{index}"
+            target=_worker_main, args=(self.options, os.getpid(), ready), name=f"vertebral-cds-worker-{index}"
         )
         process.start()
-        return process
+        return _Worker(process, ready)
+
+    def _replace_all(self) -> None:
+        """A new worker for each old one: the new one first, and the old one stopped once the new one
+        has started, so that the port always has a listening worker."""
+        for index, old in enumerate(list(self._workers)):
+            new = self._start(index)
+            if not self._started(new):
+                self._stop_worker(new)
+                if not self._stop.is_set():
+                    print(
+                        "vertebral-cds: a new worker did not start; the others stay",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                return
+            self._workers[index] = new
+            self._stop_worker(old)
+
+    def _started(self, worker: _Worker) -> bool:
+        deadline = time.monotonic() + self.grace_seconds * 2
+        while not worker.ready.wait(0.1):
+            if self._stop.is_set() or not worker.process.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def _watch(self) -> bool:
         while not self._stop.wait(self.poll_seconds):
-            for index, process in enumerate(self._processes):
+            if self._reload.is_set():
+                self._reload.clear()
+                print("vertebral-cds: SIGHUP: replacing the workers one by one", file=sys.stderr, flush=True)
+                self._replace_all()
+            for index, worker in enumerate(self._workers):
+                process = worker.process
                 if process.is_alive():
                     continue
                 if not self._may_restart():
@@ -148,7 +217,7 @@ class Supervisor:
                     file=sys.stderr,
                     flush=True,
                 )
-                self._processes[index] = self._start(index)
+                self._workers[index] = self._start(index)
         return True
 
     def _may_restart(self) -> bool:
@@ -162,12 +231,18 @@ class Supervisor:
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker (uvicorn stops gracefully); SIGKILL to those left after the grace."""
-        for process in self._processes:
-            if process.is_alive():
-                process.terminate()
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.terminate()
         deadline = time.monotonic() + self.grace_seconds
-        for process in self._processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        for worker in self._workers:
+            self._stop_worker(worker, deadline)
+
+    def _stop_worker(self, worker: _Worker, deadline: float | None = None) -> None:
+        process = worker.process
+        if process.is_alive():
+            process.terminate()
+        process.join(max(0.0, (deadline or time.monotonic() + self.grace_seconds) - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join(5)

@@ -1,6 +1,7 @@
 """`vertebral-cds serve --workers N`: a listening socket per worker, so that long-lived connections spread
-over the workers; a worker that dies is replaced; SIGTERM stops them all; a second service on the same
-port is refused instead of sharing the traffic."""
+over the workers; a worker that dies is replaced; SIGHUP replaces them all without a moment where none
+listens; SIGTERM stops them all; workers whose supervisor is killed stop too; a second service on the
+same port is refused instead of sharing the traffic."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,6 +89,38 @@ def test_a_worker_that_dies_is_replaced(service: ServiceProcess) -> None:
     assert wait_for(
         lambda: all(httpx.get(f"{service.base_url}/healthz").status_code == 200 for _ in range(20)), 30
     )
+
+
+def test_sighup_replaces_every_worker_while_the_service_keeps_answering(service: ServiceProcess) -> None:
+    old = worker_pids(service)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def keep_calling() -> None:  # fresh connections all along: each may reach any listening worker
+        while not stop.is_set():
+            try:
+                if httpx.get(f"{service.base_url}/healthz", timeout=10).status_code != 200:
+                    failures.append("status")
+            except httpx.HTTPError as error:
+                failures.append(type(error).__name__)
+            time.sleep(0.02)
+
+    caller = threading.Thread(target=keep_calling)
+    caller.start()
+    try:
+        os.kill(supervisor_pid(service), signal.SIGHUP)
+        assert wait_for(lambda: len(worker_pids(service)) == 2 and not worker_pids(service) & old, 90)
+        assert wait_for(lambda: all_workers_listen(supervisor_pid(service), service.port, 2), 30)
+    finally:
+        stop.set()
+        caller.join()
+    assert failures == []
+
+
+def test_workers_stop_when_their_supervisor_is_killed(service: ServiceProcess) -> None:
+    workers = worker_pids(service)
+    os.kill(supervisor_pid(service), signal.SIGKILL)  # no chance to stop them: they notice by themselves
+    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 40)
 
 
 def test_sigterm_to_the_supervisor_stops_every_worker(service: ServiceProcess) -> None:
