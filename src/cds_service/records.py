@@ -163,7 +163,7 @@ def _insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]
         connection.exec_driver_sql(statement, tuple(values))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a few engines per process (tests make many)
 def _sqlite_binds(table: Table, dialect: Dialect) -> tuple[tuple[str, ...], tuple[BindProcessor, ...]]:
     columns = list(table.columns)
     # dialect_impl: the dialect's own type (SQLite's DateTime writes its own text form, for one)
