@@ -19,9 +19,9 @@ from typing import Self
 import httpx
 
 from tests.support.service_process import (
-    all_workers_listen,
     children,
     free_port,
+    group_listens,
     spawned_workers,
     start_group,
     stop_group,
@@ -119,12 +119,7 @@ class ServerProcess:
 
     def _all_listen(self) -> bool:
         """Every worker started and listening (one still starting would get none of the connections)."""
-        if self._process is None:
-            return False
-        servers = children(self._process.pid)
-        if self.workers <= 1:
-            return bool(servers)
-        return any(all_workers_listen(s, self.port, self.workers) for s in servers)
+        return self._process is not None and group_listens(self._process.pid, self.port, self.workers)
 
     def stop(self) -> None:
         process, self._process = self._process, None

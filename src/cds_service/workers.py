@@ -236,13 +236,17 @@ class Supervisor:
                 worker.process.terminate()
         deadline = time.monotonic() + self.grace_seconds
         for worker in self._workers:
-            self._stop_worker(worker, deadline)
+            self._join_or_kill(worker, deadline)
 
-    def _stop_worker(self, worker: _Worker, deadline: float | None = None) -> None:
+    def _stop_worker(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.terminate()
+        self._join_or_kill(worker, time.monotonic() + self.grace_seconds)
+
+    @staticmethod
+    def _join_or_kill(worker: _Worker, deadline: float) -> None:
         process = worker.process
-        if process.is_alive():
-            process.terminate()
-        process.join(max(0.0, (deadline or time.monotonic() + self.grace_seconds) - time.monotonic()))
+        process.join(max(0.0, deadline - time.monotonic()))
         if process.is_alive():
             process.kill()
             process.join(5)

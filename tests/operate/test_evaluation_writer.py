@@ -38,6 +38,15 @@ def count(database: Database, table: type[EvaluationRow] | type[CardRow] | type[
         return session.scalar(select(func.count()).select_from(table)) or 0
 
 
+def linked_feedback(database: Database) -> tuple[str, str | None]:
+    """(hook instance of the evaluation, rule) that the one stored feedback item is linked to."""
+    with database.session() as session:
+        linked = session.scalars(select(FeedbackRow)).one()
+        row = session.get(EvaluationRow, linked.evaluation_id)
+        assert row is not None, "the feedback is not linked to an evaluation"
+        return row.hook_instance, linked.rule
+
+
 def sample_value(name: str, labels: dict[str, str] | None = None) -> float:
     return REGISTRY.get_sample_value(name, labels or {}) or 0.0
 
@@ -105,11 +114,7 @@ def test_feedback_stored_before_its_card_row_is_linked_when_the_row_lands(databa
     writer = EvaluationWriter(database)
     writer.submit(evaluation_record(7))
     assert writer.flush(timeout=5)
-    with database.session() as session:
-        linked = session.scalars(select(FeedbackRow)).one()
-        row = session.get(EvaluationRow, linked.evaluation_id)
-        assert row is not None
-        assert (row.hook_instance, linked.rule) == ("hook-7", "copd-multilevel")
+    assert linked_feedback(database) == ("hook-7", "copd-multilevel")
     writer.close()
 
 
@@ -138,11 +143,7 @@ def test_feedback_that_raced_its_cards_batch_is_linked_by_the_next_batch(databas
         )
     writer.submit(evaluation_record(2))
     assert writer.flush(timeout=5)
-    with database.session() as session:
-        linked = session.scalars(select(FeedbackRow)).one()
-        row = session.get(EvaluationRow, linked.evaluation_id)
-        assert row is not None
-        assert (row.hook_instance, linked.rule) == ("hook-1", "copd-multilevel")
+    assert linked_feedback(database) == ("hook-1", "copd-multilevel")
     writer.close()
 
 

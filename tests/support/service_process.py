@@ -109,6 +109,15 @@ def all_workers_listen(supervisor: int, port: int, workers: int) -> bool:
     return len(pids) >= workers and all(sockets_held(pid, port, "0A") for pid in pids)
 
 
+def group_listens(group: int, port: int, workers: int) -> bool:
+    """Whether the server started under `start_group` (`group`: the `timeout` process) is up and, with
+    several workers, every one of them listens."""
+    servers = children(group)
+    if workers <= 1:
+        return bool(servers)
+    return any(all_workers_listen(server, port, workers) for server in servers)
+
+
 class ServiceProcess:
     def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -154,10 +163,7 @@ class ServiceProcess:
         return found[0] if found else None
 
     def _all_listen(self) -> bool:
-        if self.workers <= 1:
-            return True
-        supervisor = self.supervisor_pid
-        return supervisor is not None and all_workers_listen(supervisor, self.port, self.workers)
+        return self._process is not None and group_listens(self._process.pid, self.port, self.workers)
 
     def stop(self) -> None:
         try:
