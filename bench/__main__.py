@@ -52,6 +52,8 @@ ROW_LABELS = (
     "HTTP concurrency 8, order edited",
     "HTTP concurrency 8, first call",
     "fallback fetch",
+    "floor: SEKMET",
+    "floor: its answers",
     "scaling 100",
     "scaling 1,000",
     "scaling 10,000",
@@ -414,16 +416,17 @@ def _fallback_rows(results: Results) -> list[str]:
                 "all queries one by one",
                 "all queries at once (thread pool)",
                 "FHIR server CPU for them",
+                "thread pool ÷ slowest query (the floor)",
                 "hook ÷ slowest query",
                 "same call again (mapping cached)",
                 "again ÷ slowest query",
                 "cards",
             ]
         ),
-        _row(["---"] + ["---:"] * 9),
+        _row(["---"] + ["---:"] * 10),
     ]
     if results.fallback is None:
-        rows.append(_row([f"fallback fetch: {results.fallback_note}"] + [""] * 9))
+        rows.append(_row([f"fallback fetch: {results.fallback_note}"] + [""] * 10))
         return rows
     for figure in (results.fallback, results.fallback_parallel):
         if figure is None:
@@ -439,6 +442,7 @@ def _fallback_rows(results: Results) -> list[str]:
                     _ms(figure.serial_ms),
                     _ms(figure.at_once_ms),
                     _ms(figure.server_cpu_ms) if figure.server_cpu_ms is not None else "(sleeps)",
+                    f"{figure.floor_ratio:.2f}",
                     f"**{figure.ratio:.2f}**",
                     _ms(figure.again_ms),
                     f"**{figure.again_ratio:.2f}**",
@@ -647,7 +651,32 @@ def render(results: Results, args: argparse.Namespace) -> str:
     for name, limit, value, met in targets(results):
         shown = "—" if value is None else f"{value:.2f}"
         lines.append(_row([name, limit, shown, "—" if met is None else ("yes" if met else "**no**")]))
+    floors = _floors(results)
+    if floors:
+        lines += [
+            "",
+            "The floor of the fallback target in this run: the same queries sent at once by a plain thread "
+            "pool (no service, nothing done with the answers), ÷ the slowest query alone. No client gets "
+            "under it from this server on this machine; the hook's ratio is this floor plus the service's "
+            "own work",
+            "",
+            _row(["FHIR server", "limit", "floor", "hook", "hook ÷ floor"]),
+            _row(["---", "---", "---:", "---:", "---:"]),
+            *(
+                _row([name, "≤ 1.5", f"{floor:.2f}", f"{hook:.2f}", f"{hook / floor:.2f}"])
+                for name, floor, hook in floors
+            ),
+        ]
     return "\n".join(lines)
+
+
+def _floors(results: Results) -> list[tuple[str, float, float]]:
+    """(server, thread pool ÷ slowest query, hook ÷ slowest query) for each fallback server measured."""
+    return [
+        (f"floor: {figure.server}", figure.floor_ratio, figure.ratio)
+        for figure in (results.fallback, results.fallback_parallel)
+        if figure is not None
+    ]
 
 
 def _http_json(figures: dict[int, HttpFigure]) -> dict[int, dict[str, float]]:
@@ -674,7 +703,7 @@ def _json(results: Results) -> dict[str, Any]:
         "http_order_edited": _http_json(results.http_edited),
         "http_first_call": _http_json(results.http_cold),
         "fallback": [
-            {**vars(f), "ratio": f.ratio, "again_ratio": f.again_ratio}
+            {**vars(f), "ratio": f.ratio, "again_ratio": f.again_ratio, "floor_ratio": f.floor_ratio}
             for f in (results.fallback, results.fallback_parallel)
             if f is not None
         ],
@@ -692,6 +721,10 @@ def _json(results: Results) -> dict[str, Any]:
         },
         "targets": [
             {"target": t, "limit": lim, "measured": v, "met": m} for t, lim, v, m in targets(results)
+        ],
+        "fallback_floors": [
+            {"server": name, "floor_ratio": floor, "hook_ratio": hook}
+            for name, floor, hook in _floors(results)
         ],
     }
 

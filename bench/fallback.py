@@ -80,6 +80,12 @@ class FallbackFigure:
     def again_ratio(self) -> float:
         return self.again_ms / self.slowest[1]
 
+    @property
+    def floor_ratio(self) -> float:
+        """A plain thread pool's round of the same queries ÷ the slowest query: what a client that does
+        nothing with the answers gets from this server on this machine, the floor of `ratio`."""
+        return self.at_once_ms / self.slowest[1]
+
 
 def _transaction(record: Record) -> dict[str, Any]:
     """The record as a transaction Bundle for the harness (references to resources it lacks dropped)."""
