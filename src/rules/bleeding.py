@@ -34,9 +34,10 @@ def anticoagulant_active(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         "on_vka": any(d.drug_class == "vka" for d in drugs),
     }
     thresholds_used: dict[str, Scalar] = {
-        a.threshold_field: getattr(t.hold_intervals, a.threshold_field)
+        field: getattr(t.hold_intervals, field)
         for _, a in advice
-        if a.threshold_field is not None
+        for field in (a.threshold_field, a.also_field)
+        if field is not None
     }
     evidence = tuple(d.evidence for d in drugs) + ((renal.evidence,) if renal else ())
     return Finding(

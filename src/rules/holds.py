@@ -16,15 +16,21 @@ class HoldAdvice:
     basis: str
     """Why this interval: the drug and, for DOACs, the renal function it was chosen by."""
     threshold_field: str | None
+    also_field: str | None = None
+    """A threshold the basis names beside the one that chose the interval (the card lists both)."""
 
     @property
     def text(self) -> str:
-        if self.hours is None:
-            return "no fixed hold interval"
-        if self.hours % 24 == 0:
-            days = self.hours // 24
-            return f"{days} day{'s' if days != 1 else ''}"
-        return f"{self.hours} hours"
+        return duration_text(self.hours)
+
+
+def duration_text(hours: int | None) -> str:
+    if hours is None:
+        return "no fixed hold interval"
+    if hours % 24 == 0:
+        days = hours // 24
+        return f"{days} day{'s' if days != 1 else ''}"
+    return f"{hours} hours"
 
 
 def _days(days: int, basis: str, field: str) -> HoldAdvice:
@@ -61,8 +67,14 @@ def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | N
             )
         return _days(holds.dabigatran_hold_days, renal_note, "dabigatran_hold_days")
     if drug.drug_class == "lmwh":
+        # The dose is not read (dosage text and units vary too much to tell prophylactic from therapeutic
+        # safely), so the longer, therapeutic hold applies, and the card says so instead of claiming a dose.
+        prophylactic = duration_text(holds.lmwh_prophylactic_hold_hours)
         return HoldAdvice(
-            holds.lmwh_therapeutic_hold_hours, f"{name}, therapeutic dose", "lmwh_therapeutic_hold_hours"
+            holds.lmwh_therapeutic_hold_hours,
+            f"{name}, dose not read: the therapeutic-dose hold (at a prophylactic dose, {prophylactic})",
+            "lmwh_therapeutic_hold_hours",
+            also_field="lmwh_prophylactic_hold_hours",
         )
     if drug.drug_class == "heparin":
         return HoldAdvice(holds.heparin_hold_hours, name, "heparin_hold_hours")

@@ -182,6 +182,18 @@ class HoldIntervals(BaseModel):
         verification="unverified",
         description="Enoxaparin/dalteparin/tinzaparin at therapeutic dose.",
     )
+    lmwh_prophylactic_hold_hours: int = threshold(
+        12,
+        unit="hours",
+        ge=0,
+        le=96,
+        source="S3",
+        verification="unverified",
+        description=(
+            "Enoxaparin/dalteparin/tinzaparin at prophylactic dose. The dose is not read from the order, "
+            "so the card advises the therapeutic hold and names this one beside it."
+        ),
+    )
     heparin_hold_hours: int = threshold(
         6,
         unit="hours",

@@ -21,7 +21,8 @@ def test_a_line_carries_the_safe_fields_and_drops_every_other_extra() -> None:
     assert line["message"] == "hook evaluated"
     assert line["service"] == "vertebral-augmentation-select"
     assert line["total_ms"] == 1.5
-    assert "patient_id" not in line and "token" not in line
+    assert "patient_id" not in line
+    assert "token" not in line
 
 
 def test_values_json_cannot_encode_are_written_as_text() -> None:
