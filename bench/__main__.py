@@ -52,8 +52,6 @@ ROW_LABELS = (
     "HTTP concurrency 8, order edited",
     "HTTP concurrency 8, first call",
     "fallback fetch",
-    "floor: SEKMET",
-    "floor: its answers",
     "scaling 100",
     "scaling 1,000",
     "scaling 10,000",
@@ -581,7 +579,9 @@ def render(results: Results, args: argparse.Namespace) -> str:
         "3. Fallback fetch: hook call without prefetch, the largest record on the real FHIR server "
         "(SEKMET, 4 uvicorn workers) on 127.0.0.1, medians; FHIR server CPU: what SEKMET's processes spent "
         f"on one round of the queries sent at once ({os.cpu_count()} cores for SEKMET, the service and the "
-        "benchmark together: the round cannot end before that CPU time ÷ the cores)",
+        "benchmark together: the round cannot end before that CPU time ÷ the cores); the floor: that round "
+        "sent by a plain thread pool, which does nothing with the answers, ÷ the slowest query alone, what "
+        "no client gets under from that server on this machine",
         "",
         *_fallback_rows(results),
         "",
@@ -651,32 +651,7 @@ def render(results: Results, args: argparse.Namespace) -> str:
     for name, limit, value, met in targets(results):
         shown = "—" if value is None else f"{value:.2f}"
         lines.append(_row([name, limit, shown, "—" if met is None else ("yes" if met else "**no**")]))
-    floors = _floors(results)
-    if floors:
-        lines += [
-            "",
-            "The floor of the fallback target in this run: the same queries sent at once by a plain thread "
-            "pool (no service, nothing done with the answers), ÷ the slowest query alone. No client gets "
-            "under it from this server on this machine; the hook's ratio is this floor plus the service's "
-            "own work",
-            "",
-            _row(["FHIR server", "limit", "floor", "hook", "hook ÷ floor"]),
-            _row(["---", "---", "---:", "---:", "---:"]),
-            *(
-                _row([name, "≤ 1.5", f"{floor:.2f}", f"{hook:.2f}", f"{hook / floor:.2f}"])
-                for name, floor, hook in floors
-            ),
-        ]
     return "\n".join(lines)
-
-
-def _floors(results: Results) -> list[tuple[str, float, float]]:
-    """(server, thread pool ÷ slowest query, hook ÷ slowest query) for each fallback server measured."""
-    return [
-        (f"floor: {figure.server}", figure.floor_ratio, figure.ratio)
-        for figure in (results.fallback, results.fallback_parallel)
-        if figure is not None
-    ]
 
 
 def _http_json(figures: dict[int, HttpFigure]) -> dict[int, dict[str, float]]:
@@ -721,10 +696,6 @@ def _json(results: Results) -> dict[str, Any]:
         },
         "targets": [
             {"target": t, "limit": lim, "measured": v, "met": m} for t, lim, v, m in targets(results)
-        ],
-        "fallback_floors": [
-            {"server": name, "floor_ratio": floor, "hook_ratio": hook}
-            for name, floor, hook in _floors(results)
         ],
     }
 

@@ -46,9 +46,5 @@ def test_the_quick_benchmark_prints_every_row_and_target(tmp_path: Path) -> None
     assert data["fallback"][0]["server"].startswith("SEKMET")
     assert data["fallback"][0]["server_cpu_ms"] > 0  # SEKMET's own CPU for a round of the queries
     assert data["fallback"][1]["server_cpu_ms"] is None  # the stand-in only sleeps
-    floors = data["fallback_floors"]
-    assert floors[0]["server"].startswith("floor: SEKMET")
-    assert floors[1]["server"].startswith("floor: its answers, replayed")
-    for floor, figure in zip(floors, data["fallback"], strict=True):
-        assert floor["floor_ratio"] == figure["at_once_ms"] / max(figure["queries"].values())
-        assert floor["hook_ratio"] == figure["ratio"]
+    for figure in data["fallback"]:  # the floor of the target: the plain thread pool's round ÷ the slowest
+        assert figure["floor_ratio"] == figure["at_once_ms"] / max(figure["queries"].values())
