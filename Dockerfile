@@ -2,7 +2,10 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md constraints.txt ./
-COPY src ./src
+COPY rules ./rules
+COPY fhir_mappings ./fhir_mappings
+COPY cards ./cards
+COPY cds_service ./cds_service
 RUN pip install --no-cache-dir --upgrade pip \
  && pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt ".[postgres]"
 

@@ -274,7 +274,7 @@ def run(args: argparse.Namespace) -> Results:
 
 
 def _synthea_dir() -> Path | None:
-    from tests.support.fhir_server import synthea_fixture_dir  # noqa: PLC0415 - the fixtures' one home
+    from testing.fhir_server import synthea_fixture_dir  # noqa: PLC0415 - the fixtures' one home
 
     return synthea_fixture_dir()
 

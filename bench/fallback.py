@@ -1,7 +1,7 @@
 """Fallback fetch: a hook call without prefetch, the service fetching every key from `fhirServer`.
 
 The patient (the largest record) is loaded into a fresh real FHIR server (SEKMET, from the test harness
-`tests/support/fhir_server.py`) on 127.0.0.1. Each query the service sends for a missing key
+`testing/fhir_server.py`) on 127.0.0.1. Each query the service sends for a missing key
 (`fetch_query`) is timed alone, one after another, following `next` pages, over keep-alive
 connections with the service's HTTP client (urllib3): the slowest of them is the floor of a call that
 runs them in parallel, their sum the cost of running them one by one. The same queries sent at once
@@ -236,7 +236,7 @@ def measure_fallback(
     """(the real FHIR server, its answers replayed by a parallel stand-in with a fixed latency).
 
     `service_ports`: a service with its mapping cache off, and one with it on."""
-    from tests.support.fhir_server import FhirServer, load_synthea  # noqa: PLC0415 - test harness, on demand
+    from testing.fhir_server import FhirServer, load_synthea  # noqa: PLC0415 - test harness, on demand
 
     recorded: dict[str, bytes] = {}
     # Four uvicorn workers, as a FHIR server is deployed: one SEKMET process answers one query at a time,

@@ -18,7 +18,7 @@ from typing import Self
 
 import httpx
 
-from tests.support.service_process import (
+from testing.service_process import (
     children,
     free_port,
     group_listens,

@@ -16,8 +16,8 @@ if str(_REPO_ROOT) not in sys.path:  # `tests.support` importable with plain `py
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from testing.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
 from tests.support.app import client_for, make_app  # noqa: E402
-from tests.support.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
 from tests.support.postgres import pg_schema  # noqa: E402, F401 — a fixture for every test module
 
 INTEGRATION_TOKEN = "integration-test-token"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from testing.service_process import ServiceProcess
 from tests.support.app import sample
 from tests.support.browser import headless_chromium
-from tests.support.service_process import ServiceProcess
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402

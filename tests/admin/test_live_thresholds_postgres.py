@@ -18,9 +18,9 @@ from cds_service.audit import Actor, entries
 from cds_service.database import Database, migrate
 from cds_service.thresholds_store import ThresholdsStore, VersionConflict
 from rules.thresholds import DEFAULT_THRESHOLDS
+from testing.service_process import ServiceProcess
 from tests.support.app import sample
 from tests.support.postgres import sqlalchemy_url
-from tests.support.service_process import ServiceProcess
 
 TOKEN = "editor-token-for-the-postgres-test"
 SELECT = "/cds-services/vertebral-augmentation-select"

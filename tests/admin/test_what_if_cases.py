@@ -9,7 +9,6 @@ import pytest
 
 from cds_service.discovery import prefetch_keys
 from cds_service.what_if import (
-    CHECKOUT_SCENARIOS,
     PACKAGE_CASES,
     CardView,
     CaseError,
@@ -22,6 +21,7 @@ from fhir_mappings.codesets import default_codesets
 from tests.scenarios.test_clinical_scenarios import Scenario, hook_request
 
 KEYS = prefetch_keys(default_codesets())
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios" / "cases"
 
 
 def test_the_package_ships_saved_cases_that_are_hook_requests() -> None:
@@ -33,16 +33,21 @@ def test_the_package_ships_saved_cases_that_are_hook_requests() -> None:
         assert "fhirAuthorization" not in body
 
 
-def test_saved_cases_are_the_package_cases_then_the_scenario_files() -> None:
-    cases = saved_cases(KEYS)
+def test_saved_cases_are_the_package_cases_then_those_of_the_configured_folder() -> None:
+    cases = saved_cases(KEYS, str(SCENARIO_DIR))
     sources = [c.source for c in cases]
     assert sources.count("package") == len(list(PACKAGE_CASES.glob("*.json")))
-    assert sources.count("scenario") == len(list(CHECKOUT_SCENARIOS.glob("*.json")))
+    assert sources.count("scenario") == len(list(SCENARIO_DIR.glob("*.json")))
     assert sources == sorted(sources)  # package first
 
 
+def test_without_a_configured_folder_only_the_package_cases_are_offered() -> None:
+    cases = saved_cases(KEYS)
+    assert {c.source for c in cases} == {"package"}
+
+
 def test_a_scenario_becomes_the_same_request_the_scenario_test_sends() -> None:
-    path = CHECKOUT_SCENARIOS / "copd-j44-9-three-levels.json"
+    path = SCENARIO_DIR / "copd-j44-9-three-levels.json"
     body = json.loads(path.read_text(encoding="utf-8"))
     case = case_from_document(path.stem, body, "scenario", KEYS)
     assert case.request == hook_request(Scenario(path.stem, body))

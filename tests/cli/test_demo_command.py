@@ -15,7 +15,7 @@ import pytest
 
 from cds_service import demo
 from cds_service.cli import main
-from tests.support.service_process import free_port
+from testing.service_process import free_port
 
 pytestmark = pytest.mark.integration
 VERTEBRAL_CDS = Path(sys.executable).parent / "vertebral-cds"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.fhir_server import (
+from testing.fhir_server import (
     FhirServer,
     ensure_sekmet_venv,
     load_synthea,
@@ -177,7 +177,7 @@ def test_port_is_closed_after_the_context_manager_exits() -> None:
 _ORPHAN = """
 import os, signal, sys
 sys.path.insert(0, sys.argv[1])
-from tests.support.fhir_server import FhirServer
+from testing.fhir_server import FhirServer
 server = FhirServer().__enter__()
 print(server.port, server.pid, server.workdir, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)

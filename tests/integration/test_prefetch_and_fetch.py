@@ -32,8 +32,8 @@ from cds_service.discovery import SELECT_SERVICE_ID, prefetch_keys
 from cds_service.fhir_client import FetchLimits, FetchResult, FhirFetcher
 from cds_service.tables import EvaluationRow
 from fhir_mappings.codesets import default_codesets
+from testing.fhir_server import FhirServer, free_port, load_synthea, next_link
 from tests.support.app import client_for, make_app
-from tests.support.fhir_server import FhirServer, free_port, load_synthea, next_link
 from tests.support.hook_requests import (
     SNOMED,
     active_condition,

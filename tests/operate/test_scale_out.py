@@ -21,10 +21,10 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
+from testing.service_process import ServiceProcess
 from tests.support.app import sample
 from tests.support.jwt_keys import SigningKey, jwks, new_key, sign
 from tests.support.postgres import sqlalchemy_url
-from tests.support.service_process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cds_service.workers import Supervisor, WorkerOptions, listening_socket, port_in_use, reuse_port_supported
-from tests.support.service_process import (
+from testing.service_process import (
     VENV_BIN,
     ServiceProcess,
     all_workers_listen,

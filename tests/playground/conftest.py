@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from testing.service_process import ServiceProcess
 from tests.support.browser import headless_chromium
-from tests.support.service_process import ServiceProcess
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.service_process import ServiceProcess
+from testing.service_process import ServiceProcess
 
 pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from testing.fhir_server import FhirServer, free_port
 from tests.conftest import INTEGRATION_TOKEN
 from tests.support.app import client_for, make_app, sample
 from tests.support.bad_fhir_server import MODES, BadFhirServer
-from tests.support.fhir_server import FhirServer, free_port
 from tests.support.hook_requests import active_condition, augmentation_order, order_select
 
 SELECT = "/cds-services/vertebral-augmentation-select"

@@ -22,9 +22,9 @@ import httpx
 import pytest
 import uvicorn
 
+from testing.fhir_server import free_port
 from tests.support.app import make_app, sample
 from tests.support.bad_fhir_server import BadFhirServer
-from tests.support.fhir_server import free_port
 
 SELECT = "/cds-services/vertebral-augmentation-select"
 BODY_TIMEOUT_S = 2.0

@@ -20,8 +20,8 @@ from fhir_mappings.draft_orders import read_draft_order
 from fhir_mappings.record import PatientRecord, build_facts
 from rules.catalog import evaluate
 from rules.thresholds import DEFAULT_THRESHOLDS
+from testing.fhir_server import free_port
 from tests.support.app import client_for, make_app, sample
-from tests.support.fhir_server import free_port
 
 SELECT = "/cds-services/vertebral-augmentation-select"
 CODESETS = default_codesets()

@@ -18,8 +18,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
+from testing.fhir_server import free_port
 from tests.support.app import make_app
-from tests.support.fhir_server import free_port
 
 EXAMPLES = 50  # per operation and mode
 SELECT_ID, SIGN_ID = "vertebral-augmentation-select", "vertebral-augmentation-sign"

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from cds_service.logging_setup import JsonFormatter
+from testing.fhir_server import FhirServer
 from tests.conftest import INTEGRATION_TOKEN
 from tests.support.app import client_for, make_app
-from tests.support.fhir_server import FhirServer
 from tests.support.hook_requests import active_condition, augmentation_order, order_select
 from tests.support.jwt_keys import JwksServer, jwks, new_key, sign, tamper
 

@@ -29,8 +29,8 @@ from cds_service.trust.profiles import (
     trusted_issuers,
 )
 from cds_service.trust.replay import MemoryReplayCache, RedisReplayCache, ReplayStoreUnavailable
+from testing.fhir_server import free_port
 from tests.support.app import client_for, make_app, sample
-from tests.support.fhir_server import free_port
 from tests.support.jwt_keys import JwksServer, jwks, new_key, sign
 
 SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"

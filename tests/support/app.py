@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from cds_service.app import create_app
 from cds_service.settings import Settings
 
-SAMPLES = Path(__file__).resolve().parents[2] / "src" / "cds_service" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "cds_service" / "samples"
 FIXED_NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 

@@ -26,7 +26,7 @@ from fhir_mappings.codesets import (
 )
 from rules.sources import SOURCES
 
-CODESET_DIR = Path(__file__).resolve().parents[2] / "src" / "fhir_mappings" / "codesets"
+CODESET_DIR = Path(__file__).resolve().parents[2] / "fhir_mappings" / "codesets"
 ICD_OID = "urn:oid:2.16.840.1.113883.6.90"
 CPT_OID = "urn:oid:2.16.840.1.113883.6.12"
 KNOWN_WRONG_SNOMED = ("392010000", "429616001")  # clinical-rules.md §1a, marked X

@@ -189,7 +189,8 @@ class Settings(BaseSettings):
     what_if_cases_dir: str | None = Field(
         None,
         description="Folder of saved cases (hook requests or scenario files) for the admin what-if preview, "
-        "besides the ones shipped in the package. Unset: tests/scenarios/cases of a source checkout.",
+        "besides the ones shipped in the package (a source checkout may name tests/scenarios/cases). Unset: "
+        "the package's cases only.",
     )
     evaluation_retention_days: int = Field(
         365,

@@ -1,8 +1,9 @@
 """What-if: run draft thresholds over saved cases and say which cards would appear, vanish or change.
 
-Saved cases are hook request bodies shipped in the package (`samples/cases/*.json`), the project's
-clinical scenario files when a source checkout is at hand (`tests/scenarios/cases`, or the folder in
-`VCDS_WHAT_IF_CASES_DIR`), and hook requests an admin uploads with the preview. Uploads live only for
+Saved cases are hook request bodies shipped in the package (`samples/cases/*.json`), the hook requests
+or scenario files in the folder a site names in `VCDS_WHAT_IF_CASES_DIR` (a source checkout can point it
+at `tests/scenarios/cases`; the service never looks there by itself), and hook requests an admin uploads
+with the preview. Uploads live only for
 that one preview: they are never stored. Each case runs through the real `HookFlow` twice, with the
 thresholds in force and with the draft, with nothing recorded and nothing fetched: `fhirServer` and
 `fhirAuthorization` are dropped, so a key that was not prefetched is simply missing data.
@@ -28,7 +29,6 @@ from rules.thresholds import Thresholds
 log = logging.getLogger("vertebral_cds.what_if")
 
 PACKAGE_CASES = Path(__file__).parent / "samples" / "cases"
-CHECKOUT_SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / "cases"
 SERVICE_FOR_HOOK = {service.hook: service for service in SERVICES}
 SCENARIO_PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
@@ -226,11 +226,10 @@ def _folder_cases(folder: Path, source: str, keys: Sequence[PrefetchKey]) -> lis
 
 
 def saved_cases(keys: Sequence[PrefetchKey], extra_folder: str | None = None) -> list[SavedCase]:
-    """The package's cases, then the scenario files of a checkout (or the configured folder)."""
+    """The package's cases, then those of the configured folder (hook requests or scenario files)."""
     cases = _folder_cases(PACKAGE_CASES, "package", keys)
-    folder = Path(extra_folder) if extra_folder else CHECKOUT_SCENARIOS
-    if folder.is_dir():
-        cases += _folder_cases(folder, "scenario", keys)
+    if extra_folder and Path(extra_folder).is_dir():
+        cases += _folder_cases(Path(extra_folder), "scenario", keys)
     return cases
 
 

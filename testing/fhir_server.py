@@ -181,7 +181,7 @@ def ensure_sekmet_venv(venv_dir: Path | None = None) -> Path:
 
 def synthea_fixture_dir() -> Path | None:
     """``../shared/fixtures/synthea-r4`` beside the repository, or None when absent."""
-    folder = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "synthea-r4"
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "synthea-r4"
     return folder if folder.is_dir() else None
 
 
