@@ -20,6 +20,7 @@ from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
 from cds_service.fhir_client import FhirFetcher, same_origin
 from cds_service.hook_models import HookRequest
+from cds_service.smart_scopes import fetch_allowed
 from fhir_mappings.record import PatientRecord
 from rules.facts import DataCategory, DataGap, ParseIssue
 
@@ -208,6 +209,20 @@ def allowed_server(base: str, allowed: list[str]) -> bool:
     return any(_under(parts, a) for a in allowed)
 
 
+def _drop_fetches_outside_the_scope(
+    request: HookRequest, to_fetch: dict[str, str], by_key: dict[str, PrefetchKey], record: PatientRecord
+) -> None:
+    """SMART v1 or v2 scopes: only the fetches the EHR authorised are sent; the others become gaps."""
+    scope = request.fhir_authorization.scope if request.fhir_authorization else None
+    if scope is None:
+        return
+    for name in [n for n, query in to_fetch.items() if not fetch_allowed(scope, by_key[n].template, query)]:
+        record.gaps.append(
+            DataGap(category=by_key[name].category, reason=f"{name}: outside the granted scope")
+        )
+        del to_fetch[name]
+
+
 def gather(
     request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, allowed_servers: list[str]
 ) -> tuple[PatientRecord, DataStats]:
@@ -247,7 +262,8 @@ def gather(
         for name, query in to_fetch.items():
             if query.startswith(("http://", "https://")) and not same_origin(query, base):
                 raise FetchRefused(f"prefetch {name} has a next link to another server")
-        results = fetcher.fetch_all(base, to_fetch, request.access_token)
+        _drop_fetches_outside_the_scope(request, to_fetch, by_key, record)
+        results = fetcher.fetch_all(base, to_fetch, request.access_token) if to_fetch else {}
         stats.fetch_ms = max((r.elapsed_ms for r in results.values()), default=0.0)
         for name, result in results.items():
             key = by_key[name]
