@@ -42,6 +42,7 @@ from cds_service.settings import Settings, load_settings
 from cds_service.thresholds_source import StaticThresholds
 from cds_service.thresholds_store import ThresholdsStore
 from cds_service.trust.client_auth import build_client_authenticator
+from cds_service.url_policy import UrlPolicy
 from fhir_mappings.codesets import default_codesets, load_codesets
 from fhir_mappings.parsing import warm_up
 
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_response_bytes=settings.fetch_max_response_bytes,
         ),
         workers=settings.fetch_workers,
+        policy=UrlPolicy.from_list(settings.allowed_fhir_servers),
     )
     data_dir = (
         Path(settings.database_url.split("///", 1)[-1]).parent
@@ -112,7 +114,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database=database,
         thresholds=store.current,
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
-        allowed_fhir_servers=settings.allowed_fhir_servers,
         clock=lambda: datetime.now(UTC),
         new_id=RandomIds(),
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
