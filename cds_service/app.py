@@ -24,7 +24,7 @@ from cds_service.admin import AdminContext
 from cds_service.answer_cache import AnswerCache
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
-from cds_service.errors import ServiceError, operation_outcome
+from cds_service.errors import ServiceError, UnexpectedErrorMiddleware, operation_outcome
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import HookFlow
@@ -72,11 +72,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> Response:
         return outcome_response(400, "invalid", "Invalid request parameters")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, error: Exception) -> Response:
-        log.exception("unexpected error", extra={"error_code": type(error).__name__})
-        return outcome_response(500, "exception", "Internal error; the service log has a correlation entry")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -146,6 +141,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.database = database
     app.state.flow = flow
     app.state.client_auth = client_auth
+    # Innermost: every middleware outside sees an unexpected error as the 500 it is answered with.
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
