@@ -211,7 +211,7 @@ def allowed_server(base: str, allowed: list[str]) -> bool:
 def gather(
     request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, allowed_servers: list[str]
 ) -> tuple[PatientRecord, DataStats]:
-    record = PatientRecord()
+    record = PatientRecord(patient_id=request.context.patient_id)
     stats = DataStats()
     prefetch = request.prefetch or {}
     to_fetch: dict[str, str] = {}
