@@ -157,7 +157,7 @@ def gather(
 ) -> tuple[PatientRecord, DataStats]:
     """The patient's data. `deadline` (monotonic): the call's, which bounds the fetches too. A
     `fhirServer` the URL policy refuses is a 400; a paging link it refuses is a gap of that key."""
-    record = PatientRecord()
+    record = PatientRecord(patient_id=request.context.patient_id)
     stats = DataStats()
     prefetch = request.prefetch or {}
     to_fetch: dict[str, str] = {}
