@@ -17,7 +17,6 @@ from cds_service.threshold_fields import field_specs, flatten
 from rules.thresholds import DEFAULT_THRESHOLDS, RULE_IDS
 from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER_TOKEN, make_admin_app
 from tests.support.app import client_for, make_app, sample
-from tests.support.postgres import sqlalchemy_url
 
 SELECT = "/cds-services/vertebral-augmentation-select"
 
@@ -150,7 +149,7 @@ def test_a_logged_out_cookie_is_refused_by_every_worker(
     it out and by another one on the same database (another worker or replica)."""
     settings: dict[str, Any] = {"admin_session_secret": "s" * 32}
     if backend == "postgresql":
-        settings["database_url"] = sqlalchemy_url(request.getfixturevalue("pg_schema"))
+        settings["database_url"] = request.getfixturevalue("pg_url")
     one = make_admin_app(tmp_path, **settings)
     other = make_admin_app(tmp_path, **settings)
     client = logged_in(one)

@@ -17,7 +17,6 @@ from sqlalchemy import String
 from cds_service.hook_models import AcceptedSuggestion, FeedbackCoding, FeedbackItem
 from cds_service.tables import FeedbackRow
 from tests.support.app import client_for, make_app, sample
-from tests.support.postgres import sqlalchemy_url
 
 FEEDBACK = "/cds-services/vertebral-augmentation-select/feedback"
 
@@ -67,7 +66,7 @@ def _feedback(code: str = "already-addressed", system: str = "http://example.org
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
     settings: dict[str, Any] = {}
     if request.param == "postgresql":
-        settings["database_url"] = sqlalchemy_url(request.getfixturevalue("pg_schema"))
+        settings["database_url"] = request.getfixturevalue("pg_url")
     with client_for(make_app(tmp_path, **settings)) as test_client:
         yield test_client
 
