@@ -223,6 +223,7 @@ def read_draft_order(
     origins, level_count, count_source = _count_levels(matched, codesets)
     distinct = distinct_levels([o.level for o in origins])
     region = next((m.procedure.region for m in guided if m.procedure and m.procedure.region), None)
+    guided_ids = {id(m) for m in guided}  # by identity: `m not in guided` compared whole resources, O(n²)
     codes = tuple(dict.fromkeys(f"{s}|{c}" for m in matched for s, c, _ in codings(m.resource.get("code"))))
     order = DraftOrder(
         references=tuple(reference_of(m.resource) for m in matched),
@@ -240,6 +241,7 @@ def read_draft_order(
     return DraftOrderReading(
         order=order,
         selected_resources=[m.resource for m in guided],
-        session_resources=[m.resource for m in matched if m not in guided] + [m.resource for m in guided],
+        session_resources=[m.resource for m in matched if id(m) not in guided_ids]
+        + [m.resource for m in guided],
         context_medication_requests=medication_requests,
     )
