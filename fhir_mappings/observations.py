@@ -140,7 +140,20 @@ class _Reading:
     spellings: list[str]
 
 
-def _numeric(resource: JsonObject) -> _Reading | None:
+# Kinds whose LOINC code fixes the unit: a number written in valueString without a unit is in that unit
+# (an eGFR ">60" is mL/min/1.73 m2, an SpO2 "94" is %). Platelet counts are not among them: 250 and
+# 250000 are both written, and the unit decides.
+_UNIT_FIXED_BY_CODE: dict[str, str] = {
+    "egfr": "mL/min/{1.73_m2}",
+    "creatinine-clearance": "mL/min",
+    "spo2": "%",
+    "pain-nrs": "{score}",
+    "inr": "{INR}",
+    "t-score": "{T-score}",
+}
+
+
+def _numeric(resource: JsonObject, kind: LabKind) -> _Reading | None:
     """The numeric value of an Observation (or component): valueQuantity (with its comparator),
     valueInteger, or a number written in valueString."""
     quantity = obj(resource.get("valueQuantity"))
@@ -157,6 +170,10 @@ def _numeric(resource: JsonObject) -> _Reading | None:
     if match is None:
         return None
     unit = (match.group("unit") or "").strip()
+    if kind == "pain-nrs" and unit.replace(" ", "") in ("/10", "out of 10"):
+        unit = ""  # "7/10": the scale, not a unit
+    if not unit:
+        unit = _UNIT_FIXED_BY_CODE.get(kind, "")
     return _Reading(
         float(match.group("num").replace(",", ".")), _COMPARATORS.get(match.group("cmp") or ""), [unit]
     )
@@ -214,7 +231,7 @@ def _result(
         return None
     display = concept_text(resource.get("code")) or kind
     evidence = Evidence(reference=reference, display=display, recorded=effective)
-    reading = _numeric(resource)
+    reading = _numeric(resource, kind)
     if kind == "pregnancy-status" or (kind == "hcg" and reading is None):
         result = _qualitative(kind, resource, evidence, effective)
         if result is None and _has_value(resource):
