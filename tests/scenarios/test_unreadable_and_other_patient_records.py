@@ -19,11 +19,11 @@ from tests.support.app import client_for, make_app
 @pytest.mark.parametrize(
     ("name", "unreadable", "other_patient", "never_stored"),
     [
-        ("unreadable-medication-local-code-only", {"medication": 1}, 0, ("m1", "44120")),
-        ("unreadable-condition-no-code-no-text", {"condition": 1}, 0, ("c1",)),
-        ("labs-newest-inr-unreadable-no-fallback", {"lab": 1}, 0, ("inr2", "hemolyzed")),
-        ("patient-other-patient-condition-ignored", {}, 1, ("pat-9", "c1", "A41.9")),
-        ("patient-other-patient-anticoagulant-ignored", {}, 1, ("6f1a2b7e", "m1")),
+        ("unreadable-medication-local-code-only", {"medication": 1}, 0, ("MedicationRequest/m1", "114350")),
+        ("unreadable-condition-no-code-no-text", {"condition": 1}, 0, ("Condition/c1",)),
+        ("labs-newest-inr-unreadable-no-fallback", {"lab": 1}, 0, ("Observation/inr2", "hemolyzed")),
+        ("patient-other-patient-condition-ignored", {}, 1, ("pat-9", "Condition/c1", "A41.9")),
+        ("patient-other-patient-anticoagulant-ignored", {}, 1, ("6f1a2b7e", "MedicationRequest/m1")),
     ],
 )
 def test_counts_by_kind_are_stored_and_logged_without_ids(
