@@ -25,6 +25,7 @@ from fhir_mappings.json_access import (
 )
 from fhir_mappings.levels import (
     distinct_levels,
+    level_count_in_text,
     levels_in_text,
     names_other_cementoplasty,
     names_vertebral_site,
@@ -196,6 +197,9 @@ def _count_levels(
             origins.setdefault(level, LevelOrigin(level=level, source="order text"))
     if origins:
         return list(origins.values()), len(origins), "order text"
+    written = max((n for m in matched if (n := level_count_in_text(_texts(m.resource)))), default=None)
+    if written is not None:
+        return [], written, "order text"
     return [], 1, None
 
 
