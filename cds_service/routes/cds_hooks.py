@@ -126,7 +126,8 @@ def _note_hook_instance(request: Request, body: Any) -> None:
 
 @router.get("/cds-services", dependencies=[Depends(discovery_client)])
 def discovery(request: Request) -> Response:
-    return _json(discovery_document(request.app.state.codesets))
+    settings = request.app.state.settings
+    return _json(discovery_document(request.app.state.codesets, settings.demo_imaging_stand_in))
 
 
 @router.post(
