@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cds_service.admin import AdminContext
 from cds_service.answer_cache import AnswerCache
@@ -76,6 +77,22 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> Response:
         return outcome_response(400, "invalid", "Invalid request parameters")
+
+
+class CorsOutsideAdmin:
+    """CORS (`VCDS_CORS_ORIGINS`) for the CDS Hooks routes, which browser clients such as the sandbox call;
+    the admin area never answers CORS: no Access-Control-* header, a preflight is refused there."""
+
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/admin" or path.startswith("/admin/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.cors(scope, receive, send)
 
 
 STARTUP_WARNINGS_LOGGED = "VERTEBRAL_CDS_STARTUP_WARNINGS_LOGGED"
@@ -154,13 +171,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flow.writer.close()  # the rows still queued are written before the database closes
         database.dispose()
 
+    docs = settings.docs_served  # off in production unless VCDS_API_DOCS_ENABLED
     app = FastAPI(
         title="vertebral-cds",
         version="0.1.0",
         description="CDS Hooks 2.0 service for vertebral augmentation orders.",
         lifespan=lifespan,
-        docs_url=None,  # installed below from local assets (api_docs.py)
+        docs_url=None,  # installed below from local assets (api_docs.py), when docs are served
         redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.codesets = codesets
@@ -170,7 +189,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Innermost: every middleware outside sees an unexpected error as the 500 it is answered with.
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        CorsOutsideAdmin,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization"],
@@ -187,7 +206,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     install_admin(app, AdminContext.build(settings, store, flow, database))
     install_playground(app, settings)
-    install_api_docs(app)
+    if docs:
+        install_api_docs(app)
     app.include_router(landing.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
