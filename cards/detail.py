@@ -74,7 +74,7 @@ def _advice(finding: Finding) -> str:
     values = finding.values
     if finding.rule == "antiplatelet-active":
         if values.get("aspirin_only"):
-            return _ASPIRIN_ALONE
+            return f"{_ASPIRIN_ALONE} {_SEE_COMBINED}" if values.get("combined") else _ASPIRIN_ALONE
         advice = _STENT_CAUTION if values.get("p2y12") else _OTHER_ANTIPLATELET
         return _SEE_COMBINED if values.get("combined") else advice
     if finding.rule == "multiple-antithrombotics" and values.get("p2y12"):

@@ -95,7 +95,7 @@ def _antiplatelet(f: Finding) -> str:
     if _v(f, "aspirin_only"):
         return advise(
             "Continue aspirin unless the prescriber decides otherwise",
-            "aspirin alone is usually continued for this procedure",
+            "usually continued for this procedure",
         )
     timing = _timing(f)
     aspirin = "; continue aspirin unless the operator decides otherwise" if _v(f, "with_aspirin") else ""
@@ -164,10 +164,13 @@ def _neoplastic(f: Finding) -> str:
 
 
 def _levels(f: Finding) -> str:
-    kind = "cervical or upper thoracic" if _v(f, "cervical") else "upper thoracic"
+    names = str(_v(f, "level_names")).split(", ")
+    kinds = {"cervical" if name.startswith("C") else "upper thoracic" for name in names}
+    kind = " and ".join(sorted(kinds))
+    plural = "s" if len(names) > 1 else ""
     return advise(
         "Check payer coverage before scheduling",
-        f"{kind} level {_v(f, 'level_names')}; payer policies often exclude these levels",
+        f"{kind} level{plural} {', '.join(names)}; payer policies often exclude these levels",
     )
 
 

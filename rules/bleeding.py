@@ -60,7 +60,7 @@ def anticoagulant_active(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         "renal_value": renal.value if renal else None,
         "renal_kind": renal.kind if renal else None,
         "on_vka": any(d.drug_class == "vka" for d in drugs),
-        "combined": len(antithrombotic_groups(facts)) >= 2,
+        "combined": _combined_card_shown(facts, t),
     }
     thresholds_used: dict[str, Scalar] = {
         field: getattr(t.hold_intervals, field)
@@ -109,7 +109,7 @@ def antiplatelet_active(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
             "planned_date": planned.isoformat() if planned else None,
             **_timing_values(timing),
             "with_anticoagulant": bool(facts.medications_in(ANTICOAGULANT_CLASSES)),
-            "combined": len(antithrombotic_groups(facts)) >= 2,
+            "combined": _combined_card_shown(facts, t),
         },
         thresholds_used={
             a.threshold_field: getattr(t.hold_intervals, a.threshold_field)
@@ -143,6 +143,12 @@ def antithrombotic_groups(facts: ClinicalFacts) -> dict[str, list[MedicationFact
             if drug.drug_class == drug_class:
                 groups.setdefault(group, []).append(drug)
     return groups
+
+
+def _combined_card_shown(facts: ClinicalFacts, t: Thresholds) -> bool:
+    """Whether the combined card carries the plan, so a drug card may point to it instead of repeating
+    it (not when an administrator switched the combined rule off)."""
+    return len(antithrombotic_groups(facts)) >= 2 and t.rule("multiple-antithrombotics").enabled
 
 
 def multiple_antithrombotics(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
