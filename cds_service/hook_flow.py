@@ -62,7 +62,6 @@ class HookFlow:
     database: Database
     thresholds: ThresholdsSource
     hash_key: bytes
-    allowed_fhir_servers: list[str]
     clock: Clock
     new_id: IdFactory
     demo_imaging_stand_in: bool = False
@@ -265,7 +264,7 @@ class HookFlow:
         the digest of a call that fetches nothing (None when it cannot be encoded)."""
 
         def gathered() -> tuple[PatientRecord, DataStats]:
-            return gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
+            return gather(request, self.prefetch, self.fetcher)
 
         cache = self.mapping_cache
         if cache is None or not cache.enabled:
