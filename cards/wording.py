@@ -179,6 +179,11 @@ def _data_unavailable(f: Finding) -> str:
         return advise(
             "Check the chart directly", f"could not read {_v(f, 'categories')}, so some checks were not made"
         )
+    if _v(f, "unreadable_kinds") and not _v(f, "skipped_count"):
+        return advise(
+            "Check the chart directly",
+            f"could not read {_v(f, 'unreadable_kinds')}; checks may be incomplete",
+        )
     count = _v(f, "skipped_count")
     plural = count != 1
     return advise(
@@ -236,6 +241,11 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
     "osteoporosis-follow-up": _follow_up,
     "neoplastic-indication": _neoplastic,
     "data-unavailable": _data_unavailable,
+    "other-patient-data": lambda f: advise(
+        "Verify the record",
+        f"data of another patient was sent with this order ({_v(f, 'kinds')}) and ignored",
+    ),
+    "patient-deceased": lambda f: advise("Verify the record before ordering", str(_v(f, "basis"))),
 }
 
 

@@ -41,6 +41,8 @@ ADVICE_VERBS: dict[str, tuple[str, ...]] = {
     "osteoporosis-follow-up": ("Plan",),
     "neoplastic-indication": ("Consider biopsy",),
     "data-unavailable": ("Check",),
+    "other-patient-data": ("Verify",),
+    "patient-deceased": ("Verify",),
 }
 
 # Pictographs, dingbats (✅ ❌ ❔ ✔), symbols and the emoji variation selector.
