@@ -135,6 +135,12 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
     "upper-thoracic-level": lambda f: (
         f"Upper thoracic level ({_v(f, 'level_names')}): payer policies often exclude T1–T4"
     ),
+    "level-count-not-stated": lambda f: (
+        f"Severe lung disease and the number of levels is not stated: the limit of {_v(f, 'lung_limit')} "
+        "per session was not checked"
+        if _v(f, "lung_evidence")
+        else f"Number of levels not stated: the limit of {_v(f, 'session_limit')} per session was not checked"
+    ),
     "eligibility": _eligibility,
     "osteoporosis-follow-up": _follow_up,
     "neoplastic-indication": lambda f: (

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_FHIR_ID = "^[A-Za-z0-9\\-.]{1,64}$"
-_USER_REFERENCE = "^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\\-.]{1,64}$"
-_RELATIVE_REFERENCE = "^[A-Z][A-Za-z]+/[A-Za-z0-9\\-.]{1,64}$"
+from fhir_mappings.parsing import MAX_ID_CHARS
+
+_ID_CHARS = f"[A-Za-z0-9\\-.]{{1,{MAX_ID_CHARS}}}"  # Epic's unsigned-order ids exceed FHIR's 64
+_FHIR_ID = f"^{_ID_CHARS}$"
+_USER_REFERENCE = f"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/{_ID_CHARS}$"
+_RELATIVE_REFERENCE = f"^[A-Z][A-Za-z]+/{_ID_CHARS}$"
 
 _RESOURCE: dict[str, Any] = {
     "type": "object",
@@ -45,7 +48,7 @@ HOOK_REQUEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["access_token", "token_type", "expires_in", "scope", "subject"],
             "properties": {
-                "access_token": {"type": "string", "minLength": 1},
+                "access_token": {"type": "string"},
                 "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "minimum": 0},
                 "scope": {"type": "string"},

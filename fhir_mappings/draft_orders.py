@@ -95,6 +95,8 @@ class DraftOrderReading:
     session_resources: list[JsonObject] = field(default_factory=list)
     """Every augmentation order of the session: unselected ones first, then the selected."""
     context_medication_requests: list[JsonObject] = field(default_factory=list)
+    context_medications: list[JsonObject] = field(default_factory=list)
+    """Medication resources sent beside draft MedicationRequests (Epic, since 2024)."""
 
 
 @dataclass
@@ -208,8 +210,11 @@ def read_draft_order(
     medication_requests = [
         r for r in entries if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")
     ]
+    medications = [r for r in entries if r.get("resourceType") == "Medication"]
     if not guided:
-        return DraftOrderReading(order=None, context_medication_requests=medication_requests)
+        return DraftOrderReading(
+            order=None, context_medication_requests=medication_requests, context_medications=medications
+        )
     named_levels: list[str] = []
     for m in matched:
         named_levels.extend(_body_site_levels(m.resource, codesets) or levels_in_text(_texts(m.resource)))
@@ -224,6 +229,12 @@ def read_draft_order(
         (1 + max(add_on_lines, add_on_quantity)) if add_on_lines else 0,
         1,
     )
+    stated = (
+        bool(distinct)
+        or len(primaries) > 1
+        or add_on_lines > 0
+        or any(_quantity(m.resource) for m in matched)
+    )
     region = next((m.procedure.region for m in guided if m.procedure and m.procedure.region), None)
     codes = tuple(dict.fromkeys(f"{s}|{c}" for m in matched for s, c, _ in codings(m.resource.get("code"))))
     order = DraftOrder(
@@ -232,6 +243,7 @@ def read_draft_order(
         region=region_of(distinct) or region,
         levels=tuple(distinct),
         level_count=level_count,
+        level_count_stated=stated,
         planned_date=_planned_date(m.resource for m in matched),
         codes=codes,
         is_demo_stand_in=all(m.procedure is not None and m.procedure.demo_stand_in for m in guided),
@@ -242,4 +254,5 @@ def read_draft_order(
         selected_resources=[m.resource for m in guided],
         session_resources=[m.resource for m in matched if m not in guided] + [m.resource for m in guided],
         context_medication_requests=medication_requests,
+        context_medications=medications,
     )

@@ -135,8 +135,11 @@ def facts_from(
 ) -> ClinicalFacts:
     """The facts of one call: the mapped record plus the draft order and the medications it carries."""
     context_issues: list[ParseIssue] = []
+    index: Mapping[str, JsonObject] = mapped.medication_index
+    if reading.context_medications:  # a draft's Medication comes beside it in draftOrders
+        index = {**index, **index_medications(reading.context_medications)}
     context_medications = map_medications(
-        reading.context_medication_requests, mapped.medication_index, codesets, context_issues
+        reading.context_medication_requests, index, codesets, context_issues
     )
     return ClinicalFacts(
         as_of=as_of,
