@@ -142,27 +142,6 @@ def _next_link(value: dict[str, Any]) -> str | None:
     return next_url if isinstance(next_url, str) else None
 
 
-Arrival = Literal["not-asked", "null", "data", "error", "absent", "elsewhere"]
-
-
-def _arrival(key: PrefetchKey, request: HookRequest, elsewhere: frozenset[str]) -> Arrival:
-    """How a key came in the request: not asked (needs an encounter the call has not), `null` or a "no
-    results" Bundle (no data), data, an error (OperationOutcome: fetch it), absent (fetch it), or absent
-    but its resources came under another key (`elsewhere`: not fetched)."""
-    if key.needs_encounter and not request.context.encounter_id:
-        return "not-asked"
-    prefetch = request.prefetch or {}
-    if key.key not in prefetch:
-        return "elsewhere" if key.key in elsewhere else "absent"
-    value = prefetch[key.key]
-    if value is None:
-        return "null"
-    if not isinstance(value, dict):
-        return "error"
-    kind = _classify(value)
-    return "null" if kind == "empty" else kind
-
-
 def _primary_types(key: PrefetchKey) -> frozenset[str]:
     """The types that answer a key (Medication comes with a medication search, but never answers one)."""
     return key.resource_types - {"Medication"}
@@ -185,6 +164,8 @@ class _OtherKeys:
 
     resources: tuple[dict[str, Any], ...] = ()
     answered: frozenset[str] = frozenset()
+    empty: frozenset[str] = frozenset()
+    """Discovery keys whose type came back as an empty search (a 4101 bundle's `self` link names it)."""
 
 
 def _other_keys(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> _OtherKeys:
@@ -196,13 +177,14 @@ def _other_keys(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> _OtherKe
     wanted = frozenset().union(*(k.resource_types for k in keys))
     resources: list[dict[str, Any]] = []
     types: set[str] = set()
+    searched_empty: set[str] = set()
     for value in other:
         kind = _classify(value)
         if kind == "error":
             continue
         if kind == "empty":
             searched = _self_link_type(value)
-            types.update({searched} if searched else ())
+            searched_empty.update({searched} if searched else ())
             continue
         for resource in _entry_resources(value):
             resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
@@ -210,7 +192,32 @@ def _other_keys(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> _OtherKe
                 resources.append(resource)
                 types.add(resource_type)
     answered = frozenset(k.key for k in keys if _primary_types(k) & types)
-    return _OtherKeys(tuple(resources), answered)
+    empty = frozenset(k.key for k in keys if _primary_types(k) & searched_empty) - answered
+    return _OtherKeys(tuple(resources), answered, empty)
+
+
+Arrival = Literal["not-asked", "null", "data", "error", "absent", "elsewhere"]
+
+
+def _arrival(key: PrefetchKey, request: HookRequest, other: _OtherKeys) -> Arrival:
+    """How a key came in the request: not asked (needs an encounter the call has not), `null` or a "no
+    results" Bundle (no data), data, an error (OperationOutcome: fetch it), absent (fetch it), or absent
+    but its resources came under another key (`elsewhere`: not fetched; `null` when that was an empty
+    search for its type)."""
+    if key.needs_encounter and not request.context.encounter_id:
+        return "not-asked"
+    prefetch = request.prefetch or {}
+    if key.key not in prefetch:
+        if key.key in other.answered:
+            return "elsewhere"
+        return "null" if key.key in other.empty else "absent"
+    value = prefetch[key.key]
+    if value is None:
+        return "null"
+    if not isinstance(value, dict):
+        return "error"
+    kind = _classify(value)
+    return "null" if kind == "empty" else kind
 
 
 def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
@@ -218,9 +225,9 @@ def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
     if request.fhir_base is None:
         return False
     prefetch = request.prefetch or {}
-    elsewhere = _other_keys(request, keys).answered
+    other = _other_keys(request, keys)
     for key in keys:
-        arrival = _arrival(key, request, elsewhere)
+        arrival = _arrival(key, request, other)
         if arrival in ("error", "absent") or (arrival == "data" and _next_link(prefetch[key.key])):
             return True
     return False
@@ -304,7 +311,7 @@ def _read_prefetch(
     other = _other_keys(request, keys)
     record.add(other.resources)
     for key in keys:
-        arrival = _arrival(key, request, other.answered)
+        arrival = _arrival(key, request, other)
         if arrival == "not-asked":
             continue
         if arrival == "null":
