@@ -173,20 +173,20 @@ def _comment(value: object) -> str | None:
 
 def _extension_reason(extension: object) -> OverrideReason | None:
     """Epic's override reason built as a feedback extension. Its exact name is site- and version-specific
-    (inferred, not documented publicly): the first member of the `extension` object, or the first FHIR-style
-    `{url, valueCoding}` entry, that holds a Coding is read; a comment beside it sets the comment flag."""
+    (inferred, not documented publicly): the first member of the `extension` object, or the first
+    FHIR-style `{url, valueCoding}` entry, that holds a Coding is read; a comment anywhere in it sets the
+    comment flag."""
     members: list[object] = []
     if isinstance(extension, dict):
         members = list(extension.values())
     elif isinstance(extension, list):
         members = list(extension)
-    for member in members:
-        entries = member if isinstance(member, list) else [member]
-        for entry in entries:
-            coding = _coding(entry)
-            if coding is not None:
-                return OverrideReason(reason=coding, userComment=_comment(member))
-    return None
+    entries = [e for m in members for e in (m if isinstance(m, list) else [m])]
+    coding = next((c for c in map(_coding, entries) if c is not None), None)
+    comment = _comment(extension)
+    if coding is None and comment is None:
+        return None
+    return OverrideReason(reason=coding, userComment=comment)
 
 
 class FeedbackItem(_Lenient):
