@@ -75,6 +75,22 @@ HOOK_REQUEST_SCHEMA: dict[str, Any] = {
     },
 }
 
+_OVERRIDE_REASON: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reason": {
+            "type": "object",
+            "required": ["code", "system"],
+            "properties": {
+                "code": {"type": "string", "minLength": 1},
+                "system": {"type": "string", "minLength": 1},
+                "display": {"type": "string"},
+            },
+        },
+        "userComment": {"type": "string"},
+    },
+}
+
 FEEDBACK_REQUEST_SCHEMA: dict[str, Any] = {
     "title": "CDS Hooks 2.0 feedback",
     "type": "object",
@@ -98,20 +114,16 @@ FEEDBACK_REQUEST_SCHEMA: dict[str, Any] = {
                             "properties": {"id": {"type": "string", "minLength": 1}},
                         },
                     },
-                    "overrideReason": {
+                    "overrideReason": _OVERRIDE_REASON,
+                    "overrideReasons": {
+                        "type": "array",
+                        "maxItems": 20,
+                        "items": _OVERRIDE_REASON,
+                        "description": "Epic's plural form; read like overrideReason (its first coded item).",
+                    },
+                    "extension": {
                         "type": "object",
-                        "properties": {
-                            "reason": {
-                                "type": "object",
-                                "required": ["code", "system"],
-                                "properties": {
-                                    "code": {"type": "string", "minLength": 1},
-                                    "system": {"type": "string", "minLength": 1},
-                                    "display": {"type": "string"},
-                                },
-                            },
-                            "userComment": {"type": "string"},
-                        },
+                        "description": "Epic's override reason extension: the first Coding in it is read.",
                     },
                     "outcomeTimestamp": {"type": "string", "format": "date-time"},
                 },
