@@ -82,6 +82,11 @@ def fetch_query(key: PrefetchKey, request: HookRequest) -> str:
 _NOT_ERRORS = frozenset({"warning", "information"})
 
 
+def _list(value: object) -> list[Any]:
+    """A JSON array, or nothing: any other value where an array belongs reads as empty."""
+    return value if isinstance(value, list) else []
+
+
 def _outcome_only(value: dict[str, Any]) -> list[dict[str, Any]] | None:
     """The OperationOutcomes of a value made of nothing else (itself, or a Bundle's every entry), or None
     when it holds anything else (stops at the first other entry)."""
@@ -91,7 +96,7 @@ def _outcome_only(value: dict[str, Any]) -> list[dict[str, Any]] | None:
     if resource_type != "Bundle":
         return None
     outcomes = []
-    for entry in value.get("entry") or ():
+    for entry in _list(value.get("entry")):
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
@@ -103,7 +108,7 @@ def _outcome_only(value: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 def _no_results(outcome: dict[str, Any]) -> bool:
     """An OperationOutcome that only warns or informs (Epic's 4101 "no results"): not a failure."""
-    issues = [i for i in outcome.get("issue") or () if isinstance(i, dict)]
+    issues = [i for i in _list(outcome.get("issue")) if isinstance(i, dict)]
     return bool(issues) and all(i.get("severity") in _NOT_ERRORS for i in issues)
 
 
@@ -125,7 +130,7 @@ def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
     if value.get("resourceType") != "Bundle":
         yield value
         return
-    for entry in value.get("entry") or ():
+    for entry in _list(value.get("entry")):
         if isinstance(entry, dict):
             yield entry.get("resource")
 
@@ -149,9 +154,12 @@ def _primary_types(key: PrefetchKey) -> frozenset[str]:
 
 def _self_link_type(value: dict[str, Any]) -> str | None:
     """The resource type a search Bundle was for, from its `self` link (`.../MedicationRequest?...`)."""
-    for link in value.get("link") or ():
+    for link in _list(value.get("link")):
         if isinstance(link, dict) and link.get("relation") == "self" and isinstance(link.get("url"), str):
-            path = urlsplit(link["url"]).path.rstrip("/")
+            try:
+                path = urlsplit(link["url"]).path.rstrip("/")
+            except ValueError:  # an unparseable link names no type
+                return None
             name = path.rsplit("/", 1)[-1]
             return name if name[:1].isupper() and name.isalpha() else None
     return None

@@ -77,8 +77,8 @@ def level_count_not_stated(facts: ClinicalFacts, t: Thresholds) -> Finding | Non
     """The order does not say how many levels (Epic sends none of bodySite, quantity or add-on lines): the
     count is taken as one, so the session limit and the lung limit were not checked. Said, never silently
     passed; a warning when there is severe lung disease, whose limit is the lower one."""
-    if facts.order is None or facts.order.level_count_stated:
-        return None
+    if facts.order is None or facts.order.level_count_stated or facts.order.is_demo_stand_in:
+        return None  # a demo stand-in is a spine imaging order: it has no levels to state
     evidence = severe_lung_disease(facts, t)
     return Finding(
         rule="level-count-not-stated",
