@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from cds_service.app import create_app
+from cds_service.app import STARTUP_WARNINGS_LOGGED, create_app
 from cds_service.db_cli import add_db_commands
 from cds_service.demo_cli import add_demo_commands
 from cds_service.settings import SettingsError, load_settings
@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (SettingsError, CodeSetError) as error:
         print(f"vertebral-cds: {error}", file=sys.stderr)
         return 2
+    os.environ[STARTUP_WARNINGS_LOGGED] = "1"  # logged just now; the workers' apps stay quiet about them
     host = args.host or settings.host
     port = args.port or settings.port
     if settings.profile == "dev" and host not in ("127.0.0.1", "localhost", "::1"):

@@ -12,17 +12,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from cds_service import metrics
 from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
-from cds_service.fhir_client import FhirFetcher, same_origin
+from cds_service.fhir_client import FhirFetcher, next_link
 from cds_service.hook_models import HookRequest
+from cds_service.smart_scopes import fetch_allowed
+from cds_service.url_policy import UrlRefused
 from fhir_mappings.record import PatientRecord
 from rules.facts import DataCategory, DataGap, ParseIssue
 
@@ -135,18 +136,6 @@ def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
             yield entry.get("resource")
 
 
-def _next_link(value: dict[str, Any]) -> str | None:
-    next_url = next(
-        (
-            link.get("url")
-            for link in value.get("link") or []
-            if isinstance(link, dict) and link.get("relation") == "next"
-        ),
-        None,
-    )
-    return next_url if isinstance(next_url, str) else None
-
-
 def _primary_types(key: PrefetchKey) -> frozenset[str]:
     """The types that answer a key (Medication comes with a medication search, but never answers one)."""
     return key.resource_types - {"Medication"}
@@ -236,7 +225,7 @@ def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
     other = _other_keys(request, keys)
     for key in keys:
         arrival = _arrival(key, request, other)
-        if arrival in ("error", "absent") or (arrival == "data" and _next_link(prefetch[key.key])):
+        if arrival in ("error", "absent") or (arrival == "data" and next_link(prefetch[key.key])):
             return True
     return False
 
@@ -260,50 +249,18 @@ def _accept(
             )
 
 
-def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
-
-
-def _link_local(host: str) -> bool:
-    """Cloud metadata endpoints live at link-local addresses: never fetched unless allow-listed."""
-    try:
-        return ipaddress.ip_address(host).is_link_local
-    except ValueError:
-        return host.rstrip(".") == "metadata.google.internal"
-
-
-def _under(url: SplitResult, allowed: str) -> bool:
-    try:
-        allowed_parts = urlsplit(allowed)
-        same_origin = _origin(url) == _origin(allowed_parts)
-    except ValueError:  # an unusable entry in the list allows nothing
-        return False
-    prefix = allowed_parts.path.rstrip("/")
-    path = url.path.rstrip("/")
-    return same_origin and (path == prefix or path.startswith(prefix + "/"))
-
-
-def allowed_server(base: str, allowed: list[str]) -> bool:
-    """Whether the service may fetch from the FHIR base URL `base` (SSRF guard).
-
-    http(s) only, no credentials in the URL, and under an allowed base URL: the same scheme, host and
-    port, and a path at or below the allowed path (not a mere string prefix: `https://fhir.example.org`
-    does not allow `https://fhir.example.org.evil.net`). An empty list allows any such URL except
-    link-local ones; production requires a list of https URLs.
-    """
-    try:
-        parts = urlsplit(base)
-        _ = parts.port  # an invalid port raises here
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    if parts.username is not None or parts.password is not None:
-        return False
-    if not allowed:
-        return not _link_local(parts.hostname)
-    return any(_under(parts, a) for a in allowed)
+def _drop_fetches_outside_the_scope(
+    request: HookRequest, to_fetch: dict[str, str], by_key: dict[str, PrefetchKey], record: PatientRecord
+) -> None:
+    """SMART v1 or v2 scopes: only the fetches the EHR authorised are sent; the others become gaps."""
+    scope = request.fhir_authorization.scope if request.fhir_authorization else None
+    if scope is None:
+        return
+    for name in [n for n, query in to_fetch.items() if not fetch_allowed(scope, by_key[n].template, query)]:
+        record.gaps.append(
+            DataGap(category=by_key[name].category, reason=f"{name}: outside the granted scope")
+        )
+        del to_fetch[name]
 
 
 def _read_prefetch(
@@ -331,7 +288,7 @@ def _read_prefetch(
         if arrival == "data":
             value = prefetch[key.key]
             _accept(key, _entry_resources(value), record, readable)
-            next_url = _next_link(value) if value.get("resourceType") == "Bundle" else None
+            next_url = next_link(value) if value.get("resourceType") == "Bundle" else None
             stats.prefetched.append(key.key)
             if next_url:
                 to_fetch[key.key] = next_url
@@ -343,9 +300,11 @@ def _read_prefetch(
 
 
 def gather(
-    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, allowed_servers: list[str]
+    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, deadline: float | None = None
 ) -> tuple[PatientRecord, DataStats]:
-    record = PatientRecord()
+    """The patient's data. `deadline` (monotonic): the call's, which bounds the fetches too. A
+    `fhirServer` the URL policy refuses is a 400; a paging link it refuses is a gap of that key."""
+    record = PatientRecord(patient_id=request.context.patient_id)
     stats = DataStats()
     by_key = {k.key: k for k in keys}
     readable = frozenset().union(*(k.resource_types for k in keys))
@@ -358,12 +317,12 @@ def gather(
                 DataGap(category=by_key[name].category, reason=f"{name}: not prefetched and no fhirServer")
             )
     elif to_fetch and base is not None:
-        if not allowed_server(base, allowed_servers):
-            raise FetchRefused("fhirServer is not on this service's list of allowed FHIR servers")
-        for name, query in to_fetch.items():
-            if query.startswith(("http://", "https://")) and not same_origin(query, base):
-                raise FetchRefused(f"prefetch {name} has a next link to another server")
-        results = fetcher.fetch_all(base, to_fetch, request.access_token)
+        try:
+            fhir_base = fetcher.policy.fhir_base(base)
+        except UrlRefused as error:
+            raise FetchRefused(f"fhirServer refused by this service's URL policy: {error}") from error
+        _drop_fetches_outside_the_scope(request, to_fetch, by_key, record)
+        results = fetcher.fetch_all(fhir_base, to_fetch, request.access_token, deadline) if to_fetch else {}
         stats.fetch_ms = max((r.elapsed_ms for r in results.values()), default=0.0)
         for name, result in results.items():
             key = by_key[name]

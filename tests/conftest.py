@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from testing.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
 from tests.support.app import client_for, make_app  # noqa: E402
-from tests.support.postgres import pg_schema  # noqa: E402, F401 — a fixture for every test module
+from tests.support.postgres import pg_schema, pg_url, postgres_dsn  # noqa: E402, F401 — fixtures for every module
+from tests.support.redis_server import redis_url  # noqa: E402, F401
 
 INTEGRATION_TOKEN = "integration-test-token"
 _SERVER_FIXTURES = frozenset({"fhir_server", "fhir_server_with_token"})
@@ -76,9 +77,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def _restore_vcds_environment() -> Iterator[None]:
     """The CLI writes VCDS_ variables for its workers (serve, demo); put the environment back after
     every test so no setting leaks into the next one."""
-    saved = {key: value for key, value in os.environ.items() if key.startswith("VCDS_")}
+    prefixes = ("VCDS_", "VERTEBRAL_CDS_")  # VERTEBRAL_CDS_STARTUP_WARNINGS_LOGGED: set by `serve`
+    saved = {key: value for key, value in os.environ.items() if key.startswith(prefixes)}
     yield
-    for key in [k for k in os.environ if k.startswith("VCDS_")]:
+    for key in [k for k in os.environ if k.startswith(prefixes)]:
         if key not in saved:
             del os.environ[key]
     os.environ.update(saved)
