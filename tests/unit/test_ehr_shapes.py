@@ -19,7 +19,7 @@ from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from fhir_mappings.medications import index_medications, map_medications
 from fhir_mappings.parsing import validation_problem
-from rules.facts import ParseIssue
+from rules.facts import ParseIssue, Unreadable
 from tests.support.hook_requests import augmentation_order, fhir_authorization, order_select, searchset
 
 KEYS = prefetch_keys(default_codesets())
@@ -34,9 +34,13 @@ class RecordingFetcher:
     def __init__(self) -> None:
         self.queries: dict[str, str] = {}
         self.tokens: list[str | None] = []
+        self.policy = self  # the URL policy: every base allowed here
+
+    def fhir_base(self, base: str) -> str:
+        return base
 
     def fetch_all(
-        self, base_url: str, queries: Mapping[str, str], token: str | None
+        self, base_url: str, queries: Mapping[str, str], token: str | None, deadline: float | None = None
     ) -> dict[str, FetchResult]:
         self.queries.update(queries)
         self.tokens.append(token)
@@ -132,14 +136,14 @@ def test_an_empty_access_token_is_no_token() -> None:
     parsed = HookRequest.model_validate(body)
     assert parsed.access_token is None
     fetcher = RecordingFetcher()
-    gather(parsed, KEYS, fetcher, [])  # type: ignore[arg-type]
+    gather(parsed, KEYS, fetcher)  # type: ignore[arg-type]
     assert fetcher.tokens == [None]
 
 
 def test_a_token_is_still_passed_on() -> None:
     parsed = request({}, fhir_server=SERVER, access_token="t0k3n")
     fetcher = RecordingFetcher()
-    gather(parsed, KEYS, fetcher, [])  # type: ignore[arg-type]
+    gather(parsed, KEYS, fetcher)  # type: ignore[arg-type]
     assert fetcher.tokens == ["t0k3n"]
 
 
@@ -149,7 +153,7 @@ def test_a_token_is_still_passed_on() -> None:
 def test_an_epic_no_results_bundle_is_no_data_and_not_fetched() -> None:
     parsed = request(full_prefetch(allergies=no_results()), fhir_server=SERVER)
     assert not needs_fetch(parsed, KEYS)
-    record, stats = gather(parsed, KEYS, RecordingFetcher(), [])  # type: ignore[arg-type]
+    record, stats = gather(parsed, KEYS, RecordingFetcher())  # type: ignore[arg-type]
     assert "allergies" in stats.prefetch_null
     assert not record.gaps
 
@@ -171,13 +175,13 @@ def test_a_real_error_is_still_fetched_again(value: dict[str, Any]) -> None:
     parsed = request(full_prefetch(allergies=value), fhir_server=SERVER)
     assert needs_fetch(parsed, KEYS)
     fetcher = RecordingFetcher()
-    _, stats = gather(parsed, KEYS, fetcher, [])  # type: ignore[arg-type]
+    _, stats = gather(parsed, KEYS, fetcher)  # type: ignore[arg-type]
     assert stats.prefetch_errors == ["allergies"]
     assert list(fetcher.queries) == ["allergies"]
 
 
 def test_a_no_results_bundle_without_a_server_is_no_gap() -> None:
-    record, _ = gather(request(full_prefetch(allergies=no_results())), KEYS, RecordingFetcher(), [])  # type: ignore[arg-type]
+    record, _ = gather(request(full_prefetch(allergies=no_results())), KEYS, RecordingFetcher())  # type: ignore[arg-type]
     assert not record.gaps
 
 
@@ -201,7 +205,7 @@ def test_resources_under_site_named_keys_are_used_by_type() -> None:
     parsed = request(prefetch, fhir_server=SERVER)
     assert not needs_fetch(parsed, KEYS)
     fetcher = RecordingFetcher()
-    record, stats = gather(parsed, KEYS, fetcher, [])  # type: ignore[arg-type]
+    record, stats = gather(parsed, KEYS, fetcher)  # type: ignore[arg-type]
     assert fetcher.queries == {}
     assert "medicationRequests" in stats.prefetched
     assert "allergies" in stats.prefetch_null
@@ -223,7 +227,7 @@ def test_a_type_no_key_reads_is_ignored_under_a_site_key_and_missing_keys_are_st
     }
     parsed = request(prefetch, fhir_server=SERVER)
     fetcher = RecordingFetcher()
-    record, stats = gather(parsed, KEYS, fetcher, [])  # type: ignore[arg-type]
+    record, stats = gather(parsed, KEYS, fetcher)  # type: ignore[arg-type]
     assert stats.prefetched == ["patient"]
     assert "patient" not in fetcher.queries
     assert "conditions" in fetcher.queries
@@ -262,11 +266,16 @@ def test_a_medication_resource_still_comes_first() -> None:
 
 def test_an_unnamed_medication_is_said() -> None:
     issues: list[ParseIssue] = []
+    unreadable: list[Unreadable] = []
     facts = map_medications(
-        [medication_request(medicationReference={"reference": "Medication/gone"})], {}, CODESETS, issues
+        [medication_request(medicationReference={"reference": "Medication/gone"})],
+        {},
+        CODESETS,
+        issues,
+        unreadable,
     )
     assert facts == ()
-    assert [i.problem for i in issues] == ["medication not named"]
+    assert [u.kind for u in unreadable] == ["medication"]
 
 
 def test_a_named_medication_of_no_interest_is_not_an_issue() -> None:
