@@ -14,6 +14,7 @@ Rule = Callable[[ClinicalFacts, Thresholds], Finding | None]
 CATALOG: Mapping[str, Rule] = {
     "anticoagulant-active": bleeding.anticoagulant_active,
     "antiplatelet-active": bleeding.antiplatelet_active,
+    "multiple-antithrombotics": bleeding.multiple_antithrombotics,
     "inr-high": bleeding.inr_high,
     "platelets-low": bleeding.platelets_low,
     "coagulation-labs-missing": bleeding.coagulation_labs_missing,

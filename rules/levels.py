@@ -9,6 +9,11 @@ from rules.thresholds import Thresholds
 
 SEVERE_LUNG_GROUPS = ("copd", "emphysema", "severe-lung-other", "home-oxygen")
 UPPER_THORACIC_LEVELS = frozenset({"T1", "T2", "T3", "T4"})
+CERVICAL_LEVELS = frozenset({f"C{n}" for n in range(1, 8)})
+"""22510 covers the cervicothoracic spine, but payer criteria and the usual indication (osteoporotic
+fracture, as the seed articles select) concern thoracic and lumbar levels: a cervical level gets the
+same coverage card as T1-T4. The code 22510 alone names no level (it is used for every thoracic
+vertebroplasty too), so only a named cervical vertebra counts."""
 
 
 def levels_counted(order: DraftOrder) -> str:
@@ -78,16 +83,21 @@ def copd_multilevel(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
 
 
 def upper_thoracic_level(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
-    """T1–T4: payer policies (eviCore) exclude these levels; technically harder too."""
+    """Cervical or T1-T4 levels: payer policies (eviCore) exclude T1-T4 and cover thoracic and lumbar
+    fractures; these levels are technically harder too."""
     if facts.order is None:
         return None
-    upper = [level for level in facts.order.levels if level in UPPER_THORACIC_LEVELS]
+    upper = [level for level in facts.order.levels if level in UPPER_THORACIC_LEVELS | CERVICAL_LEVELS]
     if not upper:
         return None
     return Finding(
         rule="upper-thoracic-level",
         indicator="info",
-        values={"level_names": ", ".join(upper), "levels_counted": levels_counted(facts.order)},
+        values={
+            "level_names": ", ".join(upper),
+            "cervical": any(lv in CERVICAL_LEVELS for lv in upper),
+            "levels_counted": levels_counted(facts.order),
+        },
         sources=("S10",),
     )
 
