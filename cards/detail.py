@@ -42,6 +42,10 @@ ADVICE: dict[str, str] = {
     "institutional "
     "default. Consider staging, pre-procedure SpO2, and anesthesia and pulmonology review.",
     "upper-thoracic-level": "eviCore excludes T1–T4; check coverage before scheduling.",
+    "level-count-not-stated": "The order names no level (no body site, quantity, add-on code or level in "
+    "its text), so it was read as one level. The session limit of the CMS LCD and the lower limit for "
+    "severe lung disease were not checked: state the levels on the order (body site or order detail) "
+    "to have them checked.",
     "eligibility": "Coverage criteria (CMS LCD): imaging-confirmed acute or subacute fracture, pain despite "
     "optimal non-surgical management, no contraindication. Unknown means the record does not say, not "
     "that the criterion fails; not applicable is not counted. This card does not assess "

@@ -100,3 +100,27 @@ def upper_thoracic_level(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
         },
         sources=("S10",),
     )
+
+
+def level_count_not_stated(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    """The order does not say how many levels (Epic sends none of bodySite, quantity or add-on lines): the
+    count is taken as one, so the session limit and the lung limit were not checked. Said, never silently
+    passed; a warning when there is severe lung disease, whose limit is the lower one."""
+    if facts.order is None or facts.order.level_count_stated or facts.order.is_demo_stand_in:
+        return None  # a demo stand-in is a spine imaging order: it has no levels to state
+    evidence = severe_lung_disease(facts, t)
+    return Finding(
+        rule="level-count-not-stated",
+        indicator="warning" if evidence else "info",
+        evidence=evidence,
+        values={
+            "session_limit": t.max_levels_per_session,
+            "lung_limit": t.max_levels_severe_lung,
+            "lung_evidence": evidence[0].display if evidence else None,
+        },
+        thresholds_used={
+            "max_levels_per_session": t.max_levels_per_session,
+            "max_levels_severe_lung": t.max_levels_severe_lung,
+        },
+        sources=("S1", "S12", "INSTITUTIONAL") if evidence else ("S1",),
+    )

@@ -63,6 +63,7 @@ RULE_IDS: tuple[str, ...] = (
     "too-many-levels",
     "copd-multilevel",
     "upper-thoracic-level",
+    "level-count-not-stated",
     "eligibility",
     "osteoporosis-follow-up",
     "neoplastic-indication",

@@ -113,6 +113,8 @@ REQUIRED_OUTCOMES = frozenset(
         ("too-many-levels", "warning"),
         ("copd-multilevel", "warning"),
         ("upper-thoracic-level", "info"),
+        ("level-count-not-stated", "info"),
+        ("level-count-not-stated", "warning"),
         ("eligibility", "info"),
         ("eligibility", "warning"),
         ("osteoporosis-follow-up", "info"),
