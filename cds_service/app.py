@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -24,16 +23,15 @@ from cds_service.admin import AdminContext
 from cds_service.answer_cache import AnswerCache
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
-from cds_service.errors import ServiceError, operation_outcome
+from cds_service.errors import ServiceError
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
-from cds_service.hook_flow import HookFlow
-from cds_service.ids import RandomIds
+from cds_service.hook_flow import Clock, HookFlow, IdFactory
 from cds_service.logging_setup import configure_logging
 from cds_service.mapping_cache import MappingCache
-from cds_service.metrics import HookMetricsMiddleware
 from cds_service.records import load_or_create_hash_key, purge_older_than
-from cds_service.request_log import RequestLogMiddleware
+from cds_service.request_timing import RequestTimingMiddleware
+from cds_service.responses import FHIR_JSON, json_response, outcome_response
 from cds_service.routes import cds_hooks, health
 from cds_service.routes.admin_pages import install_admin
 from cds_service.routes.playground import install_playground
@@ -48,20 +46,12 @@ from fhir_mappings.parsing import warm_up
 log = logging.getLogger("vertebral_cds.app")
 
 
-def json_response(body: Any, status_code: int = 200, media_type: str = "application/json") -> Response:
-    return Response(content=orjson.dumps(body), status_code=status_code, media_type=media_type)
-
-
-def outcome_response(status_code: int, code: str, message: str) -> Response:
-    return json_response(operation_outcome(code, message), status_code, "application/fhir+json")
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, error: ServiceError) -> Response:
         if error.status_code == 401:  # bare 401: no details for an untrusted caller
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return json_response(error.outcome(), error.status_code, "application/fhir+json")
+        return json_response(error.outcome(), error.status_code, media_type=FHIR_JSON)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
@@ -78,7 +68,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         return outcome_response(500, "exception", "Internal error; the service log has a correlation entry")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def new_card_id() -> str:
+    """A random (version 4) UUID for a card or suggestion."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, new_id: IdFactory = new_card_id
+) -> FastAPI:
+    """The service. `clock` (what "today" is for the rules) and `new_id` (card and suggestion ids) are
+    parameters so that tests can fix them; the defaults are the wall clock and random UUIDs."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     client_auth = build_client_authenticator(settings)
@@ -113,8 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         thresholds=store.current,
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
         allowed_fhir_servers=settings.allowed_fhir_servers,
-        clock=lambda: datetime.now(UTC),
-        new_id=RandomIds(),
+        clock=clock,
+        new_id=new_id,
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
         sign_system_actions=settings.sign_system_actions,
         mapping_cache=MappingCache(codesets, settings.mapping_cache_entries, settings.mapping_cache_seconds),
@@ -156,8 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SecurityHeadersMiddleware,
         always_https=bool(settings.public_base_url and settings.public_base_url.startswith("https://")),
     )
-    app.add_middleware(RequestLogMiddleware)
-    app.add_middleware(HookMetricsMiddleware, service_ids=SERVICES_BY_ID)
+    app.add_middleware(RequestTimingMiddleware, service_ids=SERVICES_BY_ID)
     _install_error_handlers(app)
     app.include_router(cds_hooks.router)
     app.include_router(health.router)
