@@ -47,6 +47,11 @@ ADVICE: dict[str, str] = {
     "or systemic therapy with oncology.",
     "data-unavailable": "The EHR's data could not be read for some checks. Those checks were not made: "
     "their absence from these cards does not mean they passed.",
+    "other-patient-data": "The EHR sent resources whose subject is another patient than the one of this "
+    "order. They were not used: the checks rest only on this patient's data. Report it to the EHR team; "
+    "if the order itself was opened on the wrong chart, stop and reopen it on the right one.",
+    "patient-deceased": "The patient record says the patient has died. An order for a deceased patient "
+    "points to a wrong chart or a wrong record: check before going on.",
 }
 
 
@@ -75,6 +80,8 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
             parts.append(f"Planned date {finding.values['planned_date']} {verdict}.")
         else:
             parts.append("No planned date on the order: schedule the procedure after the hold.")
+    if finding.values.get("levels_counted"):
+        parts.append(f"Levels counted: {finding.values['levels_counted']}.")
     if finding.rule == "data-unavailable":
         if finding.values.get("checks"):
             parts.append(f"Not checked: {finding.values.get('checks')}.")
@@ -84,6 +91,12 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
                 f"Skipped as unreadable ({finding.values.get('skipped_count')}): "
                 f"{finding.values.get('skipped')}. "
                 "Fix these records in the EHR; what they say was not considered."
+            )
+        if finding.values.get("unreadable"):
+            parts.append(
+                f"Could not be read ({finding.values.get('unreadable_kinds')}): "
+                f"{finding.values.get('unreadable')}. "
+                "No older value was used in their place; check them in the EHR."
             )
     if finding.criteria:
         parts.append(

@@ -91,6 +91,8 @@ def _follow_up(f: Finding) -> str:
 def _data_unavailable(f: Finding) -> str:
     if _v(f, "categories"):
         return f"Could not read {_v(f, 'categories')}: some checks were not made"
+    if _v(f, "unreadable_kinds") and not _v(f, "skipped_count"):
+        return f"Could not read {_v(f, 'unreadable_kinds')}: checks may be incomplete"
     count = _v(f, "skipped_count")
     plural = count != 1
     return (
@@ -141,6 +143,10 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
         f"Neoplastic indication ({_v(f, 'condition')}): consider biopsy and coordinate with oncology"
     ),
     "data-unavailable": _data_unavailable,
+    "other-patient-data": lambda f: (
+        f"Data of another patient was sent with this order ({_v(f, 'kinds')}): ignored; verify the record"
+    ),
+    "patient-deceased": lambda f: f"{_v(f, 'basis')}: verify the record before ordering",
 }
 
 

@@ -23,7 +23,7 @@ from cds_service.admin import AdminContext
 from cds_service.answer_cache import AnswerCache
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
-from cds_service.errors import ServiceError
+from cds_service.errors import ServiceError, UnexpectedErrorMiddleware
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
 from cds_service.hook_flow import Clock, HookFlow, IdFactory
@@ -40,6 +40,7 @@ from cds_service.settings import Settings, load_settings
 from cds_service.thresholds_source import StaticThresholds
 from cds_service.thresholds_store import ThresholdsStore
 from cds_service.trust.client_auth import build_client_authenticator
+from cds_service.url_policy import UrlPolicy
 from fhir_mappings.codesets import default_codesets, load_codesets
 from fhir_mappings.parsing import warm_up
 
@@ -61,11 +62,6 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> Response:
         return outcome_response(400, "invalid", "Invalid request parameters")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, error: Exception) -> Response:
-        log.exception("unexpected error", extra={"error_code": type(error).__name__})
-        return outcome_response(500, "exception", "Internal error; the service log has a correlation entry")
 
 
 def new_card_id() -> str:
@@ -99,6 +95,7 @@ def create_app(
             max_response_bytes=settings.fetch_max_response_bytes,
         ),
         workers=settings.fetch_workers,
+        policy=UrlPolicy.from_list(settings.allowed_fhir_servers),
     )
     data_dir = (
         Path(settings.database_url.split("///", 1)[-1]).parent
@@ -115,7 +112,6 @@ def create_app(
         database=database,
         thresholds=store.current,
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
-        allowed_fhir_servers=settings.allowed_fhir_servers,
         clock=clock,
         new_id=new_id,
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
@@ -148,6 +144,8 @@ def create_app(
     app.state.database = database
     app.state.flow = flow
     app.state.client_auth = client_auth
+    # Innermost: every middleware outside sees an unexpected error as the 500 it is answered with.
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_log = logging.getLogger("vertebral_cds.errors")
 
 
 class ServiceError(Exception):
@@ -78,3 +85,58 @@ def operation_outcome(
     if expression:
         issue["expression"] = expression
     return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+class UnexpectedErrorMiddleware:
+    """An error nothing else handled: a 500 OperationOutcome carrying a correlation id, and the
+    keep-alive connection stays usable.
+
+    Starlette's own last-resort handler answers and then re-raises, and uvicorn closes the connection
+    on any exception out of the app: the EHR's next call on that connection then fails. Here the error
+    ends at the 500. Logged through the service's formatter with the exception's type and the
+    correlation id only: the message and traceback of a database error quote SQL parameters (a patient
+    id). When the response had already started nothing can be answered, and the error goes on.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as error:
+            correlation = uuid.uuid4().hex
+            _log.error(
+                "unexpected error",
+                extra={"error_code": type(error).__name__, "correlation_id": correlation},
+            )
+            if started:
+                raise
+            body = orjson.dumps(
+                operation_outcome(
+                    "exception", f"Internal error; the service log has correlation id {correlation}"
+                )
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/fhir+json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-correlation-id", correlation.encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})

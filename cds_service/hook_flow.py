@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ from fhir_mappings.draft_orders import DraftOrderReading, read_draft_order
 from fhir_mappings.record import MappedRecord, PatientRecord, facts_from, map_record
 from fhir_mappings.staging import annotate_decision, stage_order
 from rules.catalog import evaluate
+from rules.facts import ClinicalFacts
 from rules.findings import Evaluation
 from rules.thresholds import Thresholds
 
@@ -62,7 +64,6 @@ class HookFlow:
     database: Database
     thresholds: ThresholdsSource
     hash_key: bytes
-    allowed_fhir_servers: list[str]
     clock: Clock
     new_id: IdFactory
     demo_imaging_stand_in: bool = False
@@ -176,9 +177,7 @@ class HookFlow:
             "evaluate": (finished - gathered) * 1000,
             "total": (finished - started) * 1000,
         }
-        record = self._evaluation_record(
-            service, request, evaluation, reading, cards, stats, timings, len(facts.parse_issues)
-        )
+        record = self._evaluation_record(service, request, evaluation, reading, cards, stats, timings, facts)
         self._done(record, card_labels, stats)
         if key is not None and self.answer_cache is not None:
             self.answer_cache.put(key, CachedAnswer(encoded, tuple(ids), record, stats, card_labels))
@@ -253,6 +252,8 @@ class HookFlow:
                 "rules": list(record.rules_run),
                 "thresholds_version": record.thresholds_version,
                 "data_failed": stats.failed,
+                "unreadable": record.data.get("unreadable") or None,
+                "other_patient": record.data.get("other_patient") or None,
                 "total_ms": record.timings_ms.get("total"),
             },
         )
@@ -265,7 +266,7 @@ class HookFlow:
         the digest of a call that fetches nothing (None when it cannot be encoded)."""
 
         def gathered() -> tuple[PatientRecord, DataStats]:
-            return gather(request, self.prefetch, self.fetcher, self.allowed_fhir_servers)
+            return gather(request, self.prefetch, self.fetcher)
 
         cache = self.mapping_cache
         if cache is None or not cache.enabled:
@@ -320,7 +321,7 @@ class HookFlow:
         cards: tuple[Card, ...],
         stats: DataStats,
         timings: dict[str, float],
-        parse_issue_count: int,
+        facts: ClinicalFacts,
     ) -> EvaluationRecord:
         paired = list(zip(evaluation.findings, cards, strict=True))
         assert all(card.uuid for card in cards), "render_cards gives every card a uuid"
@@ -360,7 +361,10 @@ class HookFlow:
                 "fetched": stats.fetched,
                 "failed": stats.failed,
                 "fetch_ms": round(stats.fetch_ms, 1),
-                "parse_issues": parse_issue_count,
+                "parse_issues": len(facts.parse_issues),
+                # counts by kind only: what could not be read, and data of another patient set aside
+                "unreadable": dict(Counter(u.kind for u in facts.unreadable)),
+                "other_patient": len(facts.other_patient_resources),
             },
             timings_ms={k: round(v, 2) for k, v in timings.items()},
         )

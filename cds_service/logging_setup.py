@@ -25,6 +25,7 @@ SAFE_FIELDS = (
     "feedback_new",
     "feedback_duplicates",
     "rows",
+    "correlation_id",
 )
 
 
@@ -55,3 +56,9 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # uvicorn's error logger prints tracebacks, whose text may quote SQL parameters (a patient id):
+    # it writes through the same formatter, which keeps the exception's type and drops its text.
+    for name in ("uvicorn.error", "uvicorn"):
+        server_log = logging.getLogger(name)
+        server_log.handlers[:] = [handler]
+        server_log.propagate = False

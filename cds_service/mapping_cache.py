@@ -51,6 +51,7 @@ def record_digest(record: PatientRecord) -> bytes | None:
     return _digest(
         [
             "record",
+            record.patient_id,
             record.resources,
             [(g.category, g.reason) for g in record.gaps],
             [repr(i) for i in record.issues],
@@ -61,7 +62,13 @@ def record_digest(record: PatientRecord) -> bytes | None:
 def prefetch_digest(request: HookRequest) -> bytes | None:
     """A digest of everything `gather` reads when it fetches nothing."""
     return _digest(
-        ["prefetch", request.prefetch, bool(request.context.encounter_id), request.fhir_base is None]
+        [
+            "prefetch",
+            request.context.patient_id,
+            request.prefetch,
+            bool(request.context.encounter_id),
+            request.fhir_base is None,
+        ]
     )
 
 

@@ -46,7 +46,6 @@ def offline_flow(
             database=database,
             thresholds=StaticThresholds.from_file(thresholds_file).current,
             hash_key=b"offline",
-            allowed_fhir_servers=[],
             clock=clock or (lambda: datetime.now(UTC)),
             new_id=lambda: str(uuid.uuid4()),
             demo_imaging_stand_in=demo_imaging_stand_in,

@@ -9,17 +9,17 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import SplitResult, quote, urlsplit
+from urllib.parse import quote
 
 from cds_service import metrics
 from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
-from cds_service.fhir_client import FhirFetcher, same_origin
+from cds_service.fhir_client import FhirFetcher, next_link
 from cds_service.hook_models import HookRequest
+from cds_service.url_policy import UrlRefused
 from fhir_mappings.record import PatientRecord
 from rules.facts import DataCategory, DataGap, ParseIssue
 
@@ -84,7 +84,8 @@ def _is_error(value: dict[str, Any]) -> bool:
     if resource_type != "Bundle":
         return False
     outcomes = False
-    for entry in value.get("entry") or ():
+    entries = value.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
@@ -99,21 +100,10 @@ def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
     if value.get("resourceType") != "Bundle":
         yield value
         return
-    for entry in value.get("entry") or ():
+    entries = value.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict):
             yield entry.get("resource")
-
-
-def _next_link(value: dict[str, Any]) -> str | None:
-    next_url = next(
-        (
-            link.get("url")
-            for link in value.get("link") or []
-            if isinstance(link, dict) and link.get("relation") == "next"
-        ),
-        None,
-    )
-    return next_url if isinstance(next_url, str) else None
 
 
 Arrival = Literal["not-asked", "null", "data", "error", "absent"]
@@ -140,7 +130,7 @@ def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
     prefetch = request.prefetch or {}
     for key in keys:
         arrival = _arrival(key, request)
-        if arrival in ("error", "absent") or (arrival == "data" and _next_link(prefetch[key.key])):
+        if arrival in ("error", "absent") or (arrival == "data" and next_link(prefetch[key.key])):
             return True
     return False
 
@@ -162,56 +152,12 @@ def _accept(key: PrefetchKey, resources: Iterable[Any], record: PatientRecord) -
             )
 
 
-def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
-
-
-def _link_local(host: str) -> bool:
-    """Cloud metadata endpoints live at link-local addresses: never fetched unless allow-listed."""
-    try:
-        return ipaddress.ip_address(host).is_link_local
-    except ValueError:
-        return host.rstrip(".") == "metadata.google.internal"
-
-
-def _under(url: SplitResult, allowed: str) -> bool:
-    try:
-        allowed_parts = urlsplit(allowed)
-        same_origin = _origin(url) == _origin(allowed_parts)
-    except ValueError:  # an unusable entry in the list allows nothing
-        return False
-    prefix = allowed_parts.path.rstrip("/")
-    path = url.path.rstrip("/")
-    return same_origin and (path == prefix or path.startswith(prefix + "/"))
-
-
-def allowed_server(base: str, allowed: list[str]) -> bool:
-    """Whether the service may fetch from the FHIR base URL `base` (SSRF guard).
-
-    http(s) only, no credentials in the URL, and under an allowed base URL: the same scheme, host and
-    port, and a path at or below the allowed path (not a mere string prefix: `https://fhir.example.org`
-    does not allow `https://fhir.example.org.evil.net`). An empty list allows any such URL except
-    link-local ones; production requires a list of https URLs.
-    """
-    try:
-        parts = urlsplit(base)
-        _ = parts.port  # an invalid port raises here
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    if parts.username is not None or parts.password is not None:
-        return False
-    if not allowed:
-        return not _link_local(parts.hostname)
-    return any(_under(parts, a) for a in allowed)
-
-
 def gather(
-    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, allowed_servers: list[str]
+    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, deadline: float | None = None
 ) -> tuple[PatientRecord, DataStats]:
-    record = PatientRecord()
+    """The patient's data. `deadline` (monotonic): the call's, which bounds the fetches too. A
+    `fhirServer` the URL policy refuses is a 400; a paging link it refuses is a gap of that key."""
+    record = PatientRecord(patient_id=request.context.patient_id)
     stats = DataStats()
     prefetch = request.prefetch or {}
     to_fetch: dict[str, str] = {}
@@ -226,7 +172,7 @@ def gather(
         if arrival == "data":
             value = prefetch[key.key]
             _accept(key, _entry_resources(value), record)
-            next_url = _next_link(value) if value.get("resourceType") == "Bundle" else None
+            next_url = next_link(value) if value.get("resourceType") == "Bundle" else None
             stats.prefetched.append(key.key)
             if next_url:
                 to_fetch[key.key] = next_url
@@ -242,12 +188,11 @@ def gather(
                 DataGap(category=by_key[name].category, reason=f"{name}: not prefetched and no fhirServer")
             )
     elif to_fetch and base is not None:
-        if not allowed_server(base, allowed_servers):
-            raise FetchRefused("fhirServer is not on this service's list of allowed FHIR servers")
-        for name, query in to_fetch.items():
-            if query.startswith(("http://", "https://")) and not same_origin(query, base):
-                raise FetchRefused(f"prefetch {name} has a next link to another server")
-        results = fetcher.fetch_all(base, to_fetch, request.access_token)
+        try:
+            fhir_base = fetcher.policy.fhir_base(base)
+        except UrlRefused as error:
+            raise FetchRefused(f"fhirServer refused by this service's URL policy: {error}") from error
+        results = fetcher.fetch_all(fhir_base, to_fetch, request.access_token, deadline)
         stats.fetch_ms = max((r.elapsed_ms for r in results.values()), default=0.0)
         for name, result in results.items():
             key = by_key[name]

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_service.trust.issuers import TrustedIssuer
+from cds_service.url_policy import UrlRefused, base_url
 
 Profile = Literal["dev", "sandbox", "production"]
 
@@ -213,6 +214,18 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/") if value else value
 
+    @field_validator("allowed_fhir_servers")
+    @classmethod
+    def _fhir_bases(cls, value: list[str]) -> list[str]:
+        """Each entry as the URL policy reads it (`HTTPS://Host:443/r4/` is `https://host/r4`)."""
+        canonical = []
+        for entry in value:
+            try:
+                canonical.append(base_url(entry).url)
+            except UrlRefused as error:
+                raise ValueError(f"{entry!r} is not a usable FHIR base URL: {error}") from error
+        return canonical
+
     @model_validator(mode="after")
     def _admin_tokens_usable(self) -> Settings:
         editor, viewer = self.admin_token, self.admin_viewer_token
@@ -268,7 +281,7 @@ class Settings(BaseSettings):
         plain = [
             url
             for url in [self.public_base_url or "", *self.allowed_fhir_servers, *jwks_urls]
-            if url.startswith("http:")
+            if url.strip().lower().startswith("http:")
         ]
         if plain:
             raise ValueError(f"production profile requires https URLs, not {', '.join(plain)}")

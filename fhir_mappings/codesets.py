@@ -414,6 +414,74 @@ class _AllergiesFile(_File):
         return [t.pattern for t in self.text_patterns]
 
 
+class _GeneratedEntry(_Model):
+    system: str
+    code: Annotated[str, Field(min_length=1)]
+    display: Annotated[str, Field(min_length=1)]
+    lists: Annotated[list[str], Field(min_length=1)]
+    match: Literal["exact"] = "exact"
+
+    @field_validator("system")
+    @classmethod
+    def _known_system(cls, value: str) -> str:
+        if value not in _CANONICAL_SYSTEMS:
+            raise ValueError(f"unknown or non-canonical system {value!r}")
+        return value
+
+
+class _GeneratedMedication(_GeneratedEntry):
+    ingredient: Annotated[str, Field(min_length=1)]
+    drug_class: DrugClass
+    tty: Literal["IN", "BN", "SCD", "SBD", "GPCK", "BPCK"]
+
+
+class _GeneratedCondition(_GeneratedEntry):
+    group: ConditionGroup
+
+
+class _GeneratedObservation(_GeneratedEntry):
+    kind: LabKind
+
+
+class _GeneratedList(_Model):
+    """One source list: a VSAC value set (OID, expansion) or a curated list (`curated:<source>`)."""
+
+    id: str
+    name: str
+    oid: str
+    url: str | None
+    definition_version: str | None
+    expansion: str | None
+    source: str
+    used_for: str
+    why_not_used: str | None
+    codes: int
+    mapped: int
+    excluded: int
+
+
+class _Excluded(_Model):
+    system: str
+    code: str
+    display: str
+    reason: str
+    lists: list[str]
+
+
+class _GeneratedFile(_Model):
+    """`generated.json`, written by scripts/codesets/generate.py (never by hand)."""
+
+    name: Literal["generated"]
+    version: str
+    description: str
+    lists: list[_GeneratedList]
+    curated_sources: dict[str, dict[str, str]]
+    medications: list[_GeneratedMedication]
+    conditions: list[_GeneratedCondition]
+    observations: list[_GeneratedObservation]
+    excluded: list[_Excluded]
+
+
 # --------------------------------------------------------------------------- indexes
 
 T = TypeVar("T")
@@ -428,6 +496,11 @@ class _CodeIndex(Generic[T]):
         self._exact: dict[tuple[str, str], T] = {}
         self._prefix: dict[tuple[str, str], T] = {}
         self._prefix_lengths: dict[str, tuple[int, ...]] = {}
+
+    def add_if_absent(self, entry: _GeneratedEntry, value: T) -> None:
+        """A generated entry: only where no hand-curated entry lists the same code (those win)."""
+        key = (entry.system, normalise_code(entry.system, entry.code))
+        self._exact.setdefault(key, value)
 
     def add(self, entry: _Entry, value: T) -> None:
         key = (entry.system, normalise_code(entry.system, entry.code))
@@ -487,8 +560,11 @@ class _TextMatcher(Generic[T]):
 _MATCHED_BY_TTY: Mapping[str, MedicationMatch] = {
     "IN": "rxnorm-ingredient",
     "PIN": "rxnorm-ingredient",
+    "BN": "rxnorm-ingredient",
     "SCD": "rxnorm-clinical-drug",
     "SBD": "rxnorm-clinical-drug",
+    "GPCK": "rxnorm-clinical-drug",
+    "BPCK": "rxnorm-clinical-drug",
 }
 
 
@@ -506,8 +582,10 @@ class CodeSets:
         imaging: _ImagingFile,
         allergies: _AllergiesFile,
         raw_entries: Mapping[str, Sequence[Mapping[str, object]]],
+        generated: _GeneratedFile | None = None,
     ) -> None:
         self._raw_entries = raw_entries
+        self._generated = generated
         self._versions = {
             f.name: f.version
             for f in (procedures, vertebrae, conditions, observations, medications, imaging, allergies)
@@ -570,7 +648,25 @@ class CodeSets:
             (t.pattern, t.substance) for t in allergies.text_patterns
         )
 
+        if generated is not None:
+            self._add_generated(generated, group_sets)
+        self._loinc_codes = tuple(
+            sorted({*self._loinc_codes, *(normalise_code(LOINC, o.code) for o in generated.observations)})
+            if generated is not None
+            else self._loinc_codes
+        )
         self._condition_codes = {system: self._conditions.exact_codes(system) for system in (ICD10CM, SNOMED)}
+
+    def _add_generated(self, generated: _GeneratedFile, group_sets: dict[str, frozenset[str]]) -> None:
+        for m in generated.medications:
+            info = DrugInfo(
+                ingredient=m.ingredient, drug_class=m.drug_class, matched_by=_MATCHED_BY_TTY[m.tty]
+            )
+            self._drugs.add_if_absent(m, info)
+        for c in generated.conditions:
+            self._conditions.add_if_absent(c, group_sets.setdefault(c.group, frozenset({c.group})))
+        for o in generated.observations:
+            self._observations.add_if_absent(o, o.kind)
 
     # -- conditions ----------------------------------------------------------------------------
 
@@ -649,7 +745,22 @@ class CodeSets:
 
     def versions(self) -> dict[str, str]:
         """Set name → version, e.g. for a health or about endpoint."""
-        return dict(self._versions)
+        versions = dict(self._versions)
+        if self._generated is not None:
+            versions["generated"] = self._generated.version
+        return versions
+
+    def generated_entries(self) -> Iterator[tuple[str, dict[str, object]]]:
+        """("medications" | "conditions" | "observations", entry) for every generated entry."""
+        if self._generated is None:
+            return
+        for name in ("medications", "conditions", "observations"):
+            for entry in getattr(self._generated, name):
+                yield name, entry.model_dump()
+
+    def generated_excluded(self) -> list[dict[str, object]]:
+        """Codes of the source value sets kept out on purpose, each with its reason."""
+        return [e.model_dump() for e in self._generated.excluded] if self._generated is not None else []
 
 
 # --------------------------------------------------------------------------- loading
@@ -748,7 +859,19 @@ def _as(kind: type[T], value: object) -> T:
     return value
 
 
-def load_codesets(directory: Path | None = None) -> CodeSets:
+def _load_generated(folder: Path) -> _GeneratedFile | None:
+    """`generated.json` when the folder has one (a test folder of hand-made sets may not)."""
+    path = folder / "generated.json"
+    if not path.exists():
+        return None
+    raw = _read(path)
+    try:
+        return _GeneratedFile.model_validate(raw)
+    except ValidationError as exc:
+        raise CodeSetError(_describe(path, exc, raw)) from exc
+
+
+def load_codesets(directory: Path | None = None, *, include_generated: bool = True) -> CodeSets:
     """Load and validate every code-set file; raises CodeSetError naming the file and entry at fault."""
     folder = directory if directory is not None else _default_directory()
     parsed: dict[str, _File] = {}
@@ -764,6 +887,7 @@ def load_codesets(directory: Path | None = None) -> CodeSets:
         imaging=_as(_ImagingFile, parsed["imaging"]),
         allergies=_as(_AllergiesFile, parsed["allergies"]),
         raw_entries=raw,
+        generated=_load_generated(folder) if include_generated else None,
     )
 
 

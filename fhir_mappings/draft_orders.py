@@ -7,7 +7,6 @@ The level count is the largest any of those says, so no style undercounts.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,51 +23,17 @@ from fhir_mappings.json_access import (
     reference_of,
     text,
 )
-from rules.facts import DraftOrder, ProcedureKind, SpineRegion
+from fhir_mappings.levels import (
+    distinct_levels,
+    levels_in_text,
+    names_other_cementoplasty,
+    names_vertebral_site,
+    spine_position,
+)
+from rules.facts import DraftOrder, LevelOrigin, LevelSource, ProcedureKind, SpineRegion
 
 SNOMED = "http://snomed.info/sct"
-_LEVEL = r"([CTLS])\s?(\d{1,2})"
-_RANGE = re.compile(rf"\b{_LEVEL}\s*(?:-|–|to|through)\s*([CTLS])?\s?(\d{{1,2}})\b", re.IGNORECASE)
-_SINGLE = re.compile(rf"\b{_LEVEL}\b", re.IGNORECASE)
-# MRI sequence names look like vertebrae ("T2/STIR edema", "T1-weighted"): drop them before parsing.
-_MRI_SEQUENCE = re.compile(
-    r"\b(?:STIR\s*/\s*)?T[12]\s*(?:-?\s*weighted|W\b|/\s*STIR|\s+STIR|\s+FLAIR|\s+(?:hyper|hypo|iso)?intens\w*"
-    r"|\s+signal|\s+sequence\w*|\s+images?|\s+bright|\s+dark)",
-    re.IGNORECASE,
-)
-_SEGMENT_COUNTS = {"C": 7, "T": 12, "L": 5, "S": 5}
-_SEGMENT_ORDER = "CTLS"
-
-
-def _spine_position(level: str) -> tuple[int, int]:
-    return _SEGMENT_ORDER.index(level[0]), int(level[1:])
-
-
-def _valid_level(segment: str, number: int) -> str | None:
-    segment = segment.upper()
-    return f"{segment}{number}" if 1 <= number <= _SEGMENT_COUNTS[segment] else None
-
-
-def levels_in_text(words: str) -> list[str]:
-    """Vertebrae named in free text: `T12, L1`, `T11-L1`, `L2 to L4`."""
-    found: list[str] = []
-    words = _MRI_SEQUENCE.sub(" ", words)
-    for match in _RANGE.finditer(words):
-        start = _valid_level(match.group(1), int(match.group(2)))
-        end = _valid_level(match.group(3) or match.group(1), int(match.group(4)))
-        if start and end:
-            found.extend(_levels_between(start, end))
-    for match in _SINGLE.finditer(_RANGE.sub(" ", words)):
-        level = _valid_level(match.group(1), int(match.group(2)))
-        if level:
-            found.append(level)
-    return found
-
-
-def _levels_between(start: str, end: str) -> list[str]:
-    first, last = sorted((start, end), key=_spine_position)
-    every = [f"{s}{n}" for s in _SEGMENT_ORDER for n in range(1, _SEGMENT_COUNTS[s] + 1)]
-    return every[every.index(first) : every.index(last) + 1]
+__all__ = ["DraftOrderReading", "levels_in_text", "read_draft_order", "region_of"]
 
 
 def region_of(levels: Sequence[str]) -> SpineRegion | None:
@@ -140,9 +105,18 @@ def _match(
             primary = found
     words = concept_text(concept)
     text_kind = codesets.procedure_by_text(words) if words else None
+    if primary is None and text_kind is not None and not _vertebral_by_text(words, resource):
+        text_kind = None
     if primary is None and text_kind is None:
         return None
     return _Matched(resource=resource, procedure=primary, text_kind=text_kind, add_on_count=add_ons)
+
+
+def _vertebral_by_text(words: str, resource: JsonObject) -> bool:
+    """A text-only order is vertebral augmentation only when it names a vertebral level or spinal site
+    and no other bone: a cementoplasty of the pelvis or a sacroplasty is not (clinical-rules.md §1)."""
+    everything = " ; ".join([words, *(concept_text(site) for site in objects(resource.get("bodySite")))])
+    return names_vertebral_site(everything) and not names_other_cementoplasty(everything)
 
 
 def _body_site_levels(resource: JsonObject, codesets: CodeSets) -> list[str]:
@@ -189,6 +163,42 @@ def _procedure_kind(matched: Sequence[_Matched]) -> ProcedureKind:
     return "vertebral-augmentation"
 
 
+def _count_levels(
+    matched: Sequence[_Matched], codesets: CodeSets
+) -> tuple[list[LevelOrigin], int, LevelSource | None]:
+    """The named levels with their origin, the level count, and what the count rests on.
+
+    Structured data outranks text: body sites name the levels when any order has them; the count is the
+    largest of the structured counts (body sites, one order per level, add-on lines, quantity). The
+    order's text (history clauses removed) is read only when nothing structured names a level, and
+    counts only when nothing structured counts. With nothing at all, one level is assumed (None).
+    """
+    origins: dict[str, LevelOrigin] = {}
+    primaries = [m for m in matched if not (m.procedure and m.procedure.add_on)]
+    per_order = len(primaries) > 1
+    for m in matched:
+        for level in _body_site_levels(m.resource, codesets):
+            source: LevelSource = "one order per level" if per_order else "body site"
+            origins.setdefault(level, LevelOrigin(level=level, source=source))
+    add_on_lines = sum(m.add_on_count for m in matched)
+    add_on_quantity = sum(_quantity(m.resource) for m in matched if m.procedure and m.procedure.add_on)
+    counts: list[tuple[int, LevelSource]] = [
+        (len(origins), "one order per level" if per_order else "body site"),
+        (max((_quantity(m.resource) for m in primaries), default=0), "quantity"),
+        (len(primaries) if per_order else 0, "one order per level"),
+        ((1 + max(add_on_lines, add_on_quantity)) if add_on_lines else 0, "add-on code"),
+    ]
+    structured = max(counts, key=lambda c: c[0])
+    if structured[0] > 0:
+        return list(origins.values()), structured[0], structured[1]
+    for m in matched:
+        for level in levels_in_text(_texts(m.resource)):
+            origins.setdefault(level, LevelOrigin(level=level, source="order text"))
+    if origins:
+        return list(origins.values()), len(origins), "order text"
+    return [], 1, None
+
+
 def read_draft_order(
     draft_orders: object,
     selections: Sequence[str] | None,
@@ -210,20 +220,8 @@ def read_draft_order(
     ]
     if not guided:
         return DraftOrderReading(order=None, context_medication_requests=medication_requests)
-    named_levels: list[str] = []
-    for m in matched:
-        named_levels.extend(_body_site_levels(m.resource, codesets) or levels_in_text(_texts(m.resource)))
-    distinct = sorted(set(named_levels), key=_spine_position)
-    primaries = [m for m in matched if not (m.procedure and m.procedure.add_on)]
-    add_on_lines = sum(m.add_on_count for m in matched)
-    add_on_quantity = sum(_quantity(m.resource) for m in matched if m.procedure and m.procedure.add_on)
-    level_count = max(
-        len(distinct),
-        max((_quantity(m.resource) for m in primaries), default=0),
-        len(primaries),
-        (1 + max(add_on_lines, add_on_quantity)) if add_on_lines else 0,
-        1,
-    )
+    origins, level_count, count_source = _count_levels(matched, codesets)
+    distinct = distinct_levels([o.level for o in origins])
     region = next((m.procedure.region for m in guided if m.procedure and m.procedure.region), None)
     codes = tuple(dict.fromkeys(f"{s}|{c}" for m in matched for s, c, _ in codings(m.resource.get("code"))))
     order = DraftOrder(
@@ -231,6 +229,8 @@ def read_draft_order(
         procedure=_procedure_kind(matched),
         region=region_of(distinct) or region,
         levels=tuple(distinct),
+        level_origins=tuple(sorted(origins, key=lambda o: spine_position(o.level))),
+        level_count_source=count_source,
         level_count=level_count,
         planned_date=_planned_date(m.resource for m in matched),
         codes=codes,

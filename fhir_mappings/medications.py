@@ -8,8 +8,9 @@ contained Medication, or a Medication resource elsewhere in the data.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 
-from fhir_mappings.codesets import CodeSets, DrugInfo
+from fhir_mappings.codesets import ATC, RXNORM, CodeSets, DrugInfo, canonical_system
 from fhir_mappings.json_access import (
     JsonObject,
     codings,
@@ -17,11 +18,12 @@ from fhir_mappings.json_access import (
     first_date,
     obj,
     objects,
+    parse_date,
     reference_of,
     text,
 )
 from fhir_mappings.parsing import validation_problem
-from rules.facts import Evidence, MedicationFact, ParseIssue
+from rules.facts import Evidence, MedicationFact, ParseIssue, Unreadable
 
 ACTIVE_REQUEST_STATUSES = frozenset({"active", "on-hold", "draft"})
 ACTIVE_STATEMENT_STATUSES = frozenset({"active", "intended"})
@@ -60,6 +62,25 @@ def identify(concept: JsonObject, codesets: CodeSets) -> DrugInfo | None:
     return codesets.drug_by_name(words) if words else None
 
 
+def ended_on(resource: JsonObject) -> date | None:
+    """The end of the period the medication was to be taken in: MedicationStatement.effectivePeriod.end,
+    MedicationRequest.dispenseRequest.validityPeriod.end (whichever is later when both are given)."""
+    ends = [
+        parse_date(obj(resource.get("effectivePeriod")).get("end")),
+        parse_date(obj(obj(resource.get("dispenseRequest")).get("validityPeriod")).get("end")),
+    ]
+    found = [e for e in ends if e is not None]
+    return max(found) if found else None
+
+
+def unidentifiable(concept: JsonObject) -> bool:
+    """Nothing to identify the drug by: no RxNorm/ATC coding and no words at all (a local or NDC code
+    alone, or a reference to a Medication that was not sent). A drug with a name the service does not
+    know is not listed: it names a drug the rules do not need."""
+    known = any(canonical_system(system) in (RXNORM, ATC) for system, _, _ in codings(concept))
+    return not known and not concept_text(concept)
+
+
 def index_medications(resources: Iterable[JsonObject]) -> dict[str, JsonObject]:
     """Medication resources by `Medication/id` and bare id, for medicationReference lookups."""
     index: dict[str, JsonObject] = {}
@@ -76,6 +97,7 @@ def map_medications(
     medications: Mapping[str, JsonObject],
     codesets: CodeSets,
     issues: list[ParseIssue],
+    unreadable: list[Unreadable] | None = None,
 ) -> tuple[MedicationFact, ...]:
     facts: list[MedicationFact] = []
     for resource in resources:
@@ -84,6 +106,14 @@ def map_medications(
         concept = medication_concept(resource, medications)
         info = identify(concept, codesets)
         if info is None:
+            if unreadable is not None and unidentifiable(concept):
+                unreadable.append(
+                    Unreadable(
+                        kind="medication",
+                        reference=reference_of(resource),
+                        what="active medication with no drug code or name the service can read",
+                    )
+                )
             continue
         problem = validation_problem(resource)
         if problem is not None:
@@ -98,6 +128,7 @@ def map_medications(
                 display=display,
                 matched_by=info.matched_by,
                 started=started,
+                ended=ended_on(resource),
                 evidence=Evidence(reference=reference_of(resource), display=display, recorded=started),
             )
         )

@@ -6,13 +6,15 @@ convert is skipped and reported rather than guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 
 from fhir_mappings.codesets import CodeSets
 from fhir_mappings.json_access import JsonObject, codings, concept_text, first_date, obj, reference_of, text
 from fhir_mappings.parsing import validation_problem
-from rules.facts import Evidence, LabKind, LabResult, ParseIssue
+from rules.facts import Evidence, LabKind, LabResult, ParseIssue, Unreadable
 from rules.labs import NEWEST_ONLY_KINDS
 
 EXCLUDED_STATUSES = frozenset({"entered-in-error", "cancelled", "registered"})
@@ -37,6 +39,8 @@ _PLATELET_UNITS = {
     "10^9/l": 1.0,
     "g/l": 1.0,
     "x10e9/l": 1.0,
+    "x10^9/l": 1.0,
+    "x10*9/l": 1.0,
     "/ul": 0.001,
     "1/ul": 0.001,
     "/mm3": 0.001,
@@ -74,6 +78,16 @@ _EXPECTED_UNITS: dict[str, tuple[dict[str, float] | set[str], str]] = {
 }
 _POSITIVE_WORDS = ("positive", "detected", "pos", "reactive")
 _POSITIVE_CODES = frozenset({"10828004", "POS", "260373001", "A", "H"})
+# US Core pregnancy status (LOINC 82810-3): answers from LOINC answer list LL4129-4 and SNOMED CT.
+_PREGNANT_CODES = frozenset({"LA15173-0", "77386006"})
+_NOT_PREGNANT_CODES = frozenset({"LA26683-5", "60001007"})
+_NOT_PREGNANT_WORDS = re.compile(r"\b(not|non)[- ]?pregnant\b|\bnegative\b", re.IGNORECASE)
+_PREGNANT_WORDS = re.compile(r"\bpregnant\b|\bpositive\b", re.IGNORECASE)
+# A number as EHRs send it in valueString: "1.9", "<1.0", ">= 500", "1,9", "250 K/uL".
+_NUMERIC_STRING = re.compile(
+    r"^\s*(?P<cmp><=|>=|<|>|≤|≥)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+))\s*(?P<unit>[^\d\s].*)?$"
+)
+_COMPARATORS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "≤": "<=", "≥": ">="}
 
 
 def normalised_value(kind: LabKind, value: float, unit: str) -> tuple[float, str] | None:
@@ -117,52 +131,126 @@ def _effective(resource: JsonObject) -> date | None:
     return first_date(resource, "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued")
 
 
-def _result(kind: LabKind, resource: JsonObject, issues: list[ParseIssue]) -> LabResult | None:
-    effective = _effective(resource)
-    if effective is None:
-        issues.append(ParseIssue(reference=reference_of(resource), problem=f"{kind} result without a date"))
-        return None
+@dataclass(frozen=True)
+class _Reading:
+    """A numeric value as sent: the number, its comparator (a bound) and the unit spellings to try."""
+
+    value: float
+    comparator: str | None
+    spellings: list[str]
+
+
+def _numeric(resource: JsonObject) -> _Reading | None:
+    """The numeric value of an Observation (or component): valueQuantity (with its comparator),
+    valueInteger, or a number written in valueString."""
     quantity = obj(resource.get("valueQuantity"))
     raw_value = quantity.get("value")
-    if raw_value is None and isinstance(resource.get("valueInteger"), int):
-        raw_value, quantity = resource["valueInteger"], {}  # scores are often sent as plain integers
+    if isinstance(raw_value, int | float) and not isinstance(raw_value, bool):
+        spellings = [u for u in (text(quantity.get("code")), text(quantity.get("unit"))) if u] or [""]
+        comparator = _COMPARATORS.get(text(quantity.get("comparator")) or "")
+        return _Reading(float(raw_value), comparator, spellings)
+    integer = resource.get("valueInteger")
+    if isinstance(integer, int) and not isinstance(integer, bool):
+        return _Reading(float(integer), None, [""])  # scores are often sent as plain integers
+    words = text(resource.get("valueString"))
+    match = _NUMERIC_STRING.match(words) if words else None
+    if match is None:
+        return None
+    unit = (match.group("unit") or "").strip()
+    return _Reading(
+        float(match.group("num").replace(",", ".")), _COMPARATORS.get(match.group("cmp") or ""), [unit]
+    )
+
+
+def _has_value(resource: JsonObject) -> bool:
+    return any(key.startswith("value") for key in resource)
+
+
+def _pregnancy_status(resource: JsonObject) -> bool | None:
+    concept = obj(resource.get("valueCodeableConcept"))
+    for _, code, _ in codings(concept):
+        if code in _PREGNANT_CODES:
+            return True
+        if code in _NOT_PREGNANT_CODES:
+            return False
+    words = concept_text(concept) or text(resource.get("valueString")) or ""
+    if _NOT_PREGNANT_WORDS.search(words):
+        return False
+    if _PREGNANT_WORDS.search(words):
+        return True
+    return None
+
+
+def _qualitative(
+    kind: LabKind, resource: JsonObject, evidence: Evidence, effective: date
+) -> LabResult | None:
+    positive = _pregnancy_status(resource) if kind == "pregnancy-status" else _positive(resource)
+    if positive is None:
+        return None
+    answer = (
+        ("pregnant" if positive else "not pregnant")
+        if kind == "pregnancy-status"
+        else ("positive" if positive else "negative")
+    )
+    return LabResult(
+        kind=kind,
+        value=1.0 if positive else 0.0,
+        unit="qualitative",
+        effective=effective,
+        evidence=evidence.model_copy(update={"display": f"{evidence.display}: {answer}"}),
+        positive=positive,
+    )
+
+
+def _result(
+    kind: LabKind, resource: JsonObject, issues: list[ParseIssue], unreadable: list[Unreadable]
+) -> LabResult | None:
+    """The result, or None. A result that carries a value the service cannot read is listed in
+    `unreadable` (a result with no value at all, e.g. a cancelled test, is simply not a result)."""
+    effective = _effective(resource)
+    reference = reference_of(resource)
+    if effective is None:
+        issues.append(ParseIssue(reference=reference, problem=f"{kind} result without a date"))
+        return None
     display = concept_text(resource.get("code")) or kind
-    evidence = Evidence(reference=reference_of(resource), display=display, recorded=effective)
-    if kind == "hcg" and not isinstance(raw_value, int | float):
-        positive = _positive(resource)
-        if positive is None:
-            return None
-        return LabResult(
-            kind=kind,
-            value=1.0 if positive else 0.0,
-            unit="qualitative",
-            effective=effective,
-            evidence=evidence,
-            positive=positive,
-        )
-    if isinstance(raw_value, bool) or not isinstance(raw_value, int | float):
-        return None  # no numeric value (e.g. "cancelled", dataAbsentReason): nothing to compare
-    spellings = [u for u in (text(quantity.get("code")), text(quantity.get("unit"))) if u] or [""]
-    unit = spellings[0]
+    evidence = Evidence(reference=reference, display=display, recorded=effective)
+    reading = _numeric(resource)
+    if kind == "pregnancy-status" or (kind == "hcg" and reading is None):
+        result = _qualitative(kind, resource, evidence, effective)
+        if result is None and _has_value(resource):
+            unreadable.append(
+                Unreadable(kind="lab", reference=reference, what=f"{kind} result not understood")
+            )
+        return result
+    if reading is None:
+        if _has_value(resource):
+            unreadable.append(
+                Unreadable(
+                    kind="lab", reference=reference, what=f"{kind} value is not a number the service reads"
+                )
+            )
+        return None
     converted = None
-    for spelling in spellings:  # the UCUM code first, then the human unit text
-        converted = normalised_value(kind, float(raw_value), spelling)
+    for spelling in reading.spellings:  # the UCUM code first, then the human unit text
+        converted = normalised_value(kind, reading.value, spelling)
         if converted is not None:
             break
     if converted is None:
         issues.append(
-            ParseIssue(reference=reference_of(resource), problem=f"{kind} unit {unit!r} not understood")
+            ParseIssue(reference=reference, problem=f"{kind} unit {reading.spellings[0]!r} not understood")
         )
+        unreadable.append(Unreadable(kind="lab", reference=reference, what=f"{kind} unit not understood"))
         return None
     value, rules_unit = converted
-    display_value = f"{display}: {value:g} {rules_unit}"
+    shown = f"{reading.comparator or ''}{value:g}"
     return LabResult(
         kind=kind,
         value=value,
         unit=rules_unit,
         effective=effective,
-        evidence=evidence.model_copy(update={"display": display_value}),
+        evidence=evidence.model_copy(update={"display": f"{display}: {shown} {rules_unit}"}),
         positive=(value > 5) if kind == "hcg" else None,  # quantitative hCG above 5 mIU/mL is positive
+        comparator=reading.comparator,
     )
 
 
@@ -188,7 +276,10 @@ def _kinds_of(resource: JsonObject, codesets: CodeSets) -> list[tuple[LabKind, J
 
 
 def map_observations(
-    resources: Iterable[JsonObject], codesets: CodeSets, issues: list[ParseIssue]
+    resources: Iterable[JsonObject],
+    codesets: CodeSets,
+    issues: list[ParseIssue],
+    unreadable: list[Unreadable] | None = None,
 ) -> tuple[LabResult, ...]:
     """Lab results, newest first (ties keep their order).
 
@@ -196,8 +287,11 @@ def map_observations(
     (once per resource) and converted. For kinds in `NEWEST_ONLY_KINDS` the first usable result is
     the only one kept, and older ones are neither validated nor reported: rules never read them, and a
     long record holds hundreds of pain scores and eGFRs whose validation would cost more than the rest
-    of the call. A malformed or unusable newest result is reported and the next one is used instead.
+    of the call. A malformed newest result is reported and the next one is used; a newest result whose
+    *value* cannot be read settles the kind with no result at all and goes to `unreadable`: using the
+    older value instead would present it as the current one.
     """
+    unread: list[Unreadable] = unreadable if unreadable is not None else []
     candidates: list[tuple[date, LabKind, JsonObject, JsonObject]] = []
     for resource in resources:
         kinds = _kinds_of(resource, codesets)
@@ -219,9 +313,10 @@ def map_observations(
                 issues.append(problem)
         if problems[id(resource)] is not None:
             continue
-        result = _result(kind, source, issues)
+        before = len(unread)
+        result = _result(kind, source, issues, unread)
         if result is not None:
             results.append(result)
-            if kind in NEWEST_ONLY_KINDS:
-                settled.add(kind)
+        if kind in NEWEST_ONLY_KINDS and (result is not None or len(unread) > before):
+            settled.add(kind)
     return tuple(results)

@@ -16,15 +16,18 @@ from fhir_mappings.imaging import map_imaging
 from fhir_mappings.json_access import JsonObject, codings, obj, reference_of, text
 from fhir_mappings.medications import index_medications, map_medications
 from fhir_mappings.observations import map_observations
+from fhir_mappings.subjects import deceased_evidence, split_by_patient
 from rules.facts import (
     AllergyFact,
     ClinicalFacts,
     ConditionFact,
     DataGap,
+    Evidence,
     ImagingFact,
     LabResult,
     MedicationFact,
     ParseIssue,
+    Unreadable,
 )
 
 # Encounter.class codes (v3 ActCode) that mean the patient is in hospital: the LCD's pain threshold
@@ -41,6 +44,8 @@ class PatientRecord:
     resources: dict[str, list[JsonObject]] = field(default_factory=lambda: defaultdict(list))
     gaps: list[DataGap] = field(default_factory=list)
     issues: list[ParseIssue] = field(default_factory=list)
+    patient_id: str | None = None
+    """`context.patientId` of the call: resources of any other patient are set aside, never used."""
 
     def add(self, resources: Iterable[JsonObject]) -> None:
         for resource in resources:
@@ -96,27 +101,40 @@ class MappedRecord:
     issues_after_medications: tuple[ParseIssue, ...]
     medication_index: Mapping[str, JsonObject]
     """Medication resources by reference, for medications named only in the draft orders."""
+    unreadable: tuple[Unreadable, ...] = ()
+    other_patient_resources: tuple[str, ...] = ()
+    deceased: Evidence | None = None
+    patient_id: str | None = None
 
 
 def map_record(record: PatientRecord, codesets: CodeSets) -> MappedRecord:
+    own, others = split_by_patient(record.resources, record.patient_id)
+
+    def of(*resource_types: str) -> list[JsonObject]:
+        return [r for t in resource_types for r in own.get(t, ())]
+
     before: list[ParseIssue] = list(record.issues)
-    conditions = map_conditions(_unique(record.of("Condition")), codesets, before)
-    labs = map_observations(_unique(record.of("Observation")), codesets, before)
-    medication_index = index_medications(record.of("Medication"))
+    unreadable: list[Unreadable] = []
+    conditions = map_conditions(_unique(of("Condition")), codesets, before, unreadable)
+    labs = map_observations(_unique(of("Observation")), codesets, before, unreadable)
+    medication_index = index_medications(of("Medication"))
     medication_issues: list[ParseIssue] = []
     medications = map_medications(
-        _unique(record.of("MedicationRequest", "MedicationStatement")),
+        _unique(of("MedicationRequest", "MedicationStatement")),
         medication_index,
         codesets,
         medication_issues,
+        unreadable,
     )
     after: list[ParseIssue] = []
-    allergies = map_allergies(_unique(record.of("AllergyIntolerance")), codesets, after)
-    imaging = map_imaging(
-        _unique(record.of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, after
-    )
+    allergies = map_allergies(_unique(of("AllergyIntolerance")), codesets, after)
+    imaging = map_imaging(_unique(of("DiagnosticReport", "ImagingStudy", "Procedure")), codesets, after)
     return MappedRecord(
-        inpatient=_inpatient(record.of("Encounter")),
+        unreadable=tuple(unreadable),
+        other_patient_resources=tuple(others),
+        deceased=next((e for p in of("Patient") if (e := deceased_evidence(p))), None),
+        patient_id=record.patient_id,
+        inpatient=_inpatient(of("Encounter")),
         conditions=conditions,
         labs=labs,
         medications=medications,
@@ -133,18 +151,38 @@ def map_record(record: PatientRecord, codesets: CodeSets) -> MappedRecord:
 def facts_from(
     mapped: MappedRecord, reading: DraftOrderReading, as_of: datetime, codesets: CodeSets
 ) -> ClinicalFacts:
-    """The facts of one call: the mapped record plus the draft order and the medications it carries."""
+    """The facts of one call: the mapped record plus the draft order and the medications it carries.
+
+    Currency is decided here, against the call's clock: a medication whose period ended and a condition
+    that abated before today are not current."""
+    today = as_of.date()
     context_issues: list[ParseIssue] = []
-    context_medications = map_medications(
-        reading.context_medication_requests, mapped.medication_index, codesets, context_issues
+    context_unreadable: list[Unreadable] = []
+    drafts, draft_others = split_by_patient(
+        {"draft": [*reading.selected_resources, *reading.context_medication_requests]}, mapped.patient_id
     )
+    own_drafts = {id(r) for r in drafts.get("draft", ())}
+    context_medications = map_medications(
+        [r for r in reading.context_medication_requests if id(r) in own_drafts],
+        mapped.medication_index,
+        codesets,
+        context_issues,
+        context_unreadable,
+    )
+    medications = tuple(
+        m for m in mapped.medications + context_medications if m.ended is None or m.ended >= today
+    )
+    conditions = tuple(c for c in mapped.conditions if c.abated is None or c.abated > today)
     return ClinicalFacts(
         as_of=as_of,
         order=reading.order,
         inpatient=mapped.inpatient,
-        conditions=mapped.conditions,
+        conditions=conditions,
         labs=mapped.labs,
-        medications=mapped.medications + context_medications,
+        medications=medications,
+        unreadable=mapped.unreadable + tuple(context_unreadable),
+        other_patient_resources=mapped.other_patient_resources + tuple(draft_others),
+        deceased=mapped.deceased,
         allergies=mapped.allergies,
         imaging=mapped.imaging,
         gaps=mapped.gaps,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from rules import bleeding, contraindications, data_gaps, eligibility, follow_up, levels
+from rules import bleeding, contraindications, data_gaps, eligibility, follow_up, levels, record_checks
 from rules.facts import ClinicalFacts
 from rules.findings import Evaluation, Finding
 from rules.thresholds import RULE_IDS, Thresholds
@@ -30,6 +30,8 @@ CATALOG: Mapping[str, Rule] = {
     "osteoporosis-follow-up": follow_up.osteoporosis_follow_up,
     "neoplastic-indication": follow_up.neoplastic_indication,
     "data-unavailable": data_gaps.data_unavailable,
+    "other-patient-data": record_checks.other_patient_data,
+    "patient-deceased": record_checks.patient_deceased,
 }
 
 assert tuple(CATALOG) == RULE_IDS, "the catalogue and Thresholds.rules must list the same rules"

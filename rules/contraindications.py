@@ -55,6 +55,9 @@ def pregnancy(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     evidence.extend(
         r.evidence.model_copy(update={"display": f"positive hCG ({r.evidence.display})"}) for r in hcg[:1]
     )
+    # US Core pregnancy status: the newest answer in the window decides ("not pregnant" later wins).
+    status = [r for r in facts.labs_of("pregnancy-status") if r.effective >= recent][:1]
+    evidence.extend(r.evidence for r in status if r.positive)
     if not evidence:
         return None
     return Finding(

@@ -52,6 +52,28 @@ class ParseIssue(_Fact):
     problem: str
 
 
+UnreadableKind = Literal["medication", "lab", "condition"]
+
+
+class Unreadable(_Fact):
+    """A record the rules needed but could not read: said in the data-unavailable card, never guessed."""
+
+    kind: UnreadableKind
+    reference: str
+    what: str
+    """What could not be read, in plain words and without patient data (it is also logged and stored)."""
+
+
+LevelSource = Literal["body site", "one order per level", "add-on code", "quantity", "order text"]
+
+
+class LevelOrigin(_Fact):
+    """One vertebra the order counts, and where the order says it."""
+
+    level: str
+    source: LevelSource
+
+
 ProcedureKind = Literal["vertebroplasty", "kyphoplasty", "vertebral-augmentation"]
 SpineRegion = Literal["cervicothoracic", "thoracic", "lumbar", "lumbosacral", "thoracolumbar"]
 
@@ -64,6 +86,10 @@ class DraftOrder(_Fact):
     region: SpineRegion | None = None
     levels: tuple[str, ...] = ()
     """Named vertebrae (e.g. `T12`, `L1`) when the order says which; may be shorter than level_count."""
+    level_origins: tuple[LevelOrigin, ...] = ()
+    """Each named level with where it came from (structured sources outrank the order's text)."""
+    level_count_source: LevelSource | None = None
+    """What the level count rests on; None when nothing said it and one level is assumed."""
     level_count: int = 1
     planned_date: date | None = None
     codes: tuple[str, ...] = ()
@@ -82,6 +108,10 @@ class ConditionFact(_Fact):
     display: str
     evidence: Evidence
     onset: date | None = None
+    abated: date | None = None
+    """When the record says the condition abated (date.min: abated, date unknown); None: not abated."""
+    from_text: bool = False
+    """True when only the entry's free text named the condition (no code the service knows)."""
 
 
 LabKind = Literal[
@@ -95,6 +125,7 @@ LabKind = Literal[
     "egfr",
     "creatinine-clearance",
     "hcg",
+    "pregnancy-status",
     "height-loss-percent",
     "disability-rdq",
 ]
@@ -110,6 +141,8 @@ class LabResult(_Fact):
     evidence: Evidence
     positive: bool | None = None
     """For qualitative results (hCG): True/False when the result says so."""
+    comparator: Literal["<", "<=", ">", ">="] | None = None
+    """A result sent as "<1.0" or ">500": `value` is then a bound, not the measured value."""
 
 
 DrugClass = Literal[
@@ -144,6 +177,8 @@ class MedicationFact(_Fact):
     matched_by: MedicationMatch
     evidence: Evidence
     started: date | None = None
+    ended: date | None = None
+    """End of effectivePeriod / dispenseRequest.validityPeriod: not current once it is past."""
 
 
 class AllergyFact(_Fact):
@@ -173,6 +208,11 @@ class ClinicalFacts(_Fact):
     imaging: tuple[ImagingFact, ...] = ()
     gaps: tuple[DataGap, ...] = ()
     parse_issues: tuple[ParseIssue, ...] = ()
+    unreadable: tuple[Unreadable, ...] = ()
+    other_patient_resources: tuple[str, ...] = ()
+    """Resource types (one item per resource) that belong to another patient and were ignored."""
+    deceased: Evidence | None = None
+    """Set when the Patient resource records a death (deceasedBoolean true or a deceasedDateTime)."""
 
     @property
     def today(self) -> date:

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from rules.facts import ClinicalFacts, Evidence
+from rules.facts import ClinicalFacts, DraftOrder, Evidence
 from rules.findings import Finding
 from rules.labs import latest_result
 from rules.thresholds import Thresholds
 
 SEVERE_LUNG_GROUPS = ("copd", "emphysema", "severe-lung-other", "home-oxygen")
 UPPER_THORACIC_LEVELS = frozenset({"T1", "T2", "T3", "T4"})
+
+
+def levels_counted(order: DraftOrder) -> str:
+    """What the count rests on, for the card: "3 (body site: T11, T12, L1)", "2 (quantity)",
+    "1 (assumed: the order names no level)". Each level is named with where the order says it."""
+    if order.level_count_source is None:
+        return f"{order.level_count} (assumed: the order names no level and gives no count)"
+    by_source: dict[str, list[str]] = {}
+    for origin in order.level_origins:
+        by_source.setdefault(origin.source, []).append(origin.level)
+    named = "; ".join(f"{source}: {', '.join(levels)}" for source, levels in by_source.items())
+    basis = order.level_count_source if not named or order.level_count != len(order.level_origins) else ""
+    said = ", ".join(p for p in (basis, named) if p)
+    return f"{order.level_count} ({said})"
 
 
 def severe_lung_disease(facts: ClinicalFacts, t: Thresholds) -> tuple[Evidence, ...]:
@@ -30,7 +44,11 @@ def too_many_levels(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     return Finding(
         rule="too-many-levels",
         indicator="warning",
-        values={"levels": facts.order.level_count, "level_names": ", ".join(facts.order.levels) or None},
+        values={
+            "levels": facts.order.level_count,
+            "level_names": ", ".join(facts.order.levels) or None,
+            "levels_counted": levels_counted(facts.order),
+        },
         thresholds_used={"max_levels_per_session": t.max_levels_per_session},
         sources=("S1",),
     )
@@ -51,6 +69,7 @@ def copd_multilevel(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
             "levels": facts.order.level_count,
             "level_names": ", ".join(facts.order.levels) or None,
             "lung_evidence": evidence[0].display,
+            "levels_counted": levels_counted(facts.order),
             "lung_limit": t.max_levels_severe_lung,
         },
         thresholds_used={"max_levels_severe_lung": t.max_levels_severe_lung},
@@ -68,6 +87,6 @@ def upper_thoracic_level(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     return Finding(
         rule="upper-thoracic-level",
         indicator="info",
-        values={"level_names": ", ".join(upper)},
+        values={"level_names": ", ".join(upper), "levels_counted": levels_counted(facts.order)},
         sources=("S10",),
     )

@@ -66,6 +66,8 @@ RULE_IDS: tuple[str, ...] = (
     "osteoporosis-follow-up",
     "neoplastic-indication",
     "data-unavailable",
+    "other-patient-data",
+    "patient-deceased",
 )
 
 

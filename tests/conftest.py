@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from testing.fhir_server import FhirServer, synthea_fixture_dir  # noqa: E402
 from tests.support.app import client_for, make_app  # noqa: E402
-from tests.support.postgres import pg_schema  # noqa: E402, F401 — a fixture for every test module
+from tests.support.postgres import pg_schema, pg_url, postgres_dsn  # noqa: E402, F401 — fixtures for every module
+from tests.support.redis_server import redis_url  # noqa: E402, F401
 
 INTEGRATION_TOKEN = "integration-test-token"
 _SERVER_FIXTURES = frozenset({"fhir_server", "fhir_server_with_token"})

@@ -8,6 +8,7 @@ already known. Only URLs from the configuration are ever fetched; redirects are 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
+
+from cds_service.outgoing import OutgoingClient, OutgoingFailed
+from cds_service.url_policy import UrlPolicy, UrlRefused
 
 JsonObject = dict[str, Any]
 
@@ -84,30 +87,35 @@ def load_jwks_file(path: str | Path) -> dict[str, JsonObject]:
     return keys
 
 
-def fetch_jwks(url: str, timeout_seconds: float) -> dict[str, JsonObject]:
-    """GET one allow-listed JWKS URL: no redirects, a size cap, one deadline for the whole read."""
-    deadline = time.monotonic() + timeout_seconds
+@functools.cache
+def _default_client() -> OutgoingClient:
+    """The JWKS fetches' pooled session (one per process, made on first use)."""
+    return OutgoingClient(pool_size=4)
+
+
+def fetch_jwks(
+    url: str, timeout_seconds: float, client: OutgoingClient | None = None
+) -> dict[str, JsonObject]:
+    """GET one allow-listed JWKS URL through the outgoing client and the URL policy: no redirects, no
+    link-local or metadata address, a size cap, one deadline for the whole read. No token is sent."""
     try:
-        with requests.get(
-            url,
+        target = UrlPolicy().configured_url(url)
+    except UrlRefused as error:
+        raise KeySetError(f"JWKS {url} refused by the URL policy ({error})") from error
+    try:
+        answer = (client or _default_client()).get(
+            target,
             headers={"Accept": "application/jwk-set+json, application/json"},
             timeout=timeout_seconds,
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            if response.status_code != 200:
-                raise KeySetError(f"JWKS {url} answered HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(chunk_size=8192):
-                size += len(chunk)
-                if size > MAX_JWKS_BYTES or time.monotonic() > deadline:
-                    raise KeySetError(f"JWKS {url} too large or too slow")
-                chunks.append(chunk)
-    except requests.RequestException as error:
-        raise KeySetError(f"JWKS {url} unreachable ({type(error).__name__})") from error
+            deadline=time.monotonic() + timeout_seconds,
+            max_bytes=MAX_JWKS_BYTES,
+        )
+    except OutgoingFailed as error:
+        raise KeySetError(f"JWKS {url}: {error}") from error
+    if answer.status != 200:
+        raise KeySetError(f"JWKS {url} answered HTTP {answer.status}")
     try:
-        return public_keys(orjson.loads(b"".join(chunks)))
+        return public_keys(orjson.loads(answer.body))
     except orjson.JSONDecodeError as error:
         raise KeySetError(f"JWKS {url} is not JSON") from error
 
@@ -123,7 +131,11 @@ Fetch = Callable[[str, float], dict[str, JsonObject]]
 
 
 class RemoteKeySets:
-    """Key sets fetched from URLs the caller has already checked against the allow-list."""
+    """Key sets fetched from URLs the caller has already checked against the allow-list.
+
+    A refresh never blocks verification with a key already known: a stale set is refreshed in the
+    background while its keys keep serving, and only a call whose `kid` is unknown waits (at most the
+    fetch timeout) for the one refresh in flight for that URL, which every such call shares."""
 
     def __init__(
         self,
@@ -142,40 +154,57 @@ class RemoteKeySets:
         self._clock = clock
         self._on_error = on_error
         self._cached: dict[str, _Cached] = {}
-        self._locks: dict[str, threading.Lock] = {}
+        self._inflight: dict[str, threading.Event] = {}
         self._guard = threading.Lock()
-        self.fetches = 0  # fetches attempted (observability and tests)
-
-    def _lock(self, url: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(url, threading.Lock())
+        self.fetches = 0  # fetches started (observability and tests)
 
     def key(self, url: str, kid: str) -> JsonObject | None:
         """The key `kid` of the set at `url`, refreshing a stale set or one that lacks `kid`."""
-        with self._lock(url):
+        now = self._clock()
+        with self._guard:
             cached = self._cached.get(url)
-            now = self._clock()
-            fresh = (
-                cached is not None
-                and cached.fetched_at is not None
-                and now - cached.fetched_at < self.cache_seconds
-            )
-            if cached is not None and fresh and kid in cached.keys:
+            if cached is not None and kid in cached.keys:
+                stale = cached.fetched_at is None or now - cached.fetched_at >= self.cache_seconds
+                if stale and url not in self._inflight and now - cached.attempted_at >= self.cooldown_seconds:
+                    done = self._begin(url, cached, now)
+                    threading.Thread(
+                        target=self._refresh, args=(url, done), name="jwks-refresh", daemon=True
+                    ).start()
                 return cached.keys[kid]
-            if cached is None or now - cached.attempted_at >= self.cooldown_seconds:
-                cached = self._refresh(url, cached, now)
-            return cached.keys.get(kid)
+            waiting = self._inflight.get(url)
+            mine = None
+            if waiting is None and (cached is None or now - cached.attempted_at >= self.cooldown_seconds):
+                mine = self._begin(url, cached, now)
+        if mine is not None:
+            self._refresh(url, mine)
+        elif waiting is not None:
+            waiting.wait(self.timeout_seconds)
+        with self._guard:
+            cached = self._cached.get(url)
+            return cached.keys.get(kid) if cached is not None else None
 
-    def _refresh(self, url: str, cached: _Cached | None, now: float) -> _Cached:
+    def _begin(self, url: str, cached: _Cached | None, now: float) -> threading.Event:
+        """Mark a refresh of `url` as started (under the guard): one at a time per URL."""
         self.fetches += 1
+        self._cached[url] = _Cached(
+            cached.keys if cached else {}, cached.fetched_at if cached else None, attempted_at=now
+        )
+        done = threading.Event()
+        self._inflight[url] = done
+        return done
+
+    def _refresh(self, url: str, done: threading.Event) -> None:
+        keys: dict[str, JsonObject] | None = None
         try:
-            updated = _Cached(self._fetch(url, self.timeout_seconds), fetched_at=now, attempted_at=now)
+            keys = self._fetch(url, self.timeout_seconds)
         except KeySetError as error:
             if self._on_error is not None:
                 self._on_error(str(error))
-            # keep what was known: an issuer's JWKS endpoint being down must not lock its clients out
-            updated = _Cached(
-                cached.keys if cached else {}, cached.fetched_at if cached else None, attempted_at=now
-            )
-        self._cached[url] = updated
-        return updated
+            # keep what was known: an issuer's JWKS endpoint being down must not lock out
+        finally:
+            with self._guard:
+                if keys is not None:
+                    now = self._clock()
+                    self._cached[url] = _Cached(keys, fetched_at=now, attempted_at=now)
+                self._inflight.pop(url, None)
+            done.set()

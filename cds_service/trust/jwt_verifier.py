@@ -69,6 +69,26 @@ def _claim_time(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
+def _checked_header(header: object) -> tuple[str, str]:
+    """`alg` and `kid` of a JOSE header whose members have the JSON types RFC 7515 gives them: any
+    other shape (a list or an object for `alg`, …) is refused before a value is used, never a 500."""
+    if not isinstance(header, dict):
+        raise Untrusted("malformed")
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str) or algorithm not in SUPPORTED_ALGORITHMS:
+        raise Untrusted("algorithm")
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+        raise Untrusted("typ")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > 256:
+        raise Untrusted("kid")
+    jku = header.get("jku")
+    if jku is not None and not isinstance(jku, str):
+        raise Untrusted("jku")
+    return algorithm, kid
+
+
 class JwtVerifier:
     def __init__(
         self,
@@ -102,22 +122,15 @@ class JwtVerifier:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except PyJWTError as error:
             raise Untrusted("malformed") from error
-        algorithm = header.get("alg")
-        if algorithm not in SUPPORTED_ALGORITHMS:
-            raise Untrusted("algorithm")
-        if header.get("typ") is not None and str(header.get("typ")).upper() != "JWT":
-            raise Untrusted("typ")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise Untrusted("kid")
-        iss = unverified.get("iss")
+        algorithm, kid = _checked_header(header)
+        iss = unverified.get("iss") if isinstance(unverified, dict) else None
         trust = self._issuers.get(iss) if isinstance(iss, str) else None
         if trust is None:
             raise Untrusted("issuer")
-        key = verification_key(self._jwk(trust, header.get("jku"), kid), str(algorithm))
+        key = verification_key(self._jwk(trust, header.get("jku"), kid), algorithm)
         if key is None:
             raise Untrusted("key-algorithm")
-        claims = self._decode(token, key, str(algorithm), audiences, trust.issuer.iss)
+        claims = self._decode(token, key, algorithm, audiences, trust.issuer.iss)
         return self._accept(trust, claims)
 
     def _jwk(self, trust: _IssuerTrust, jku: object, kid: str) -> JsonObject:

@@ -1,8 +1,8 @@
 """Live everywhere: a version saved through one server decides the next hook calls of another server's
 workers on the same PostgreSQL database, within seconds and without a restart.
 
-Uses the PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`) with a fresh schema per run, dropped
-afterwards. Skips when that server is absent, except under CI=true, where its absence is an error.
+Uses a fresh schema, dropped afterwards, on the PostgreSQL that VCDS_TEST_POSTGRES_DSN names or on a
+private one the session starts (tests/support/postgres.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from cds_service.thresholds_store import ThresholdsStore, VersionConflict
 from rules.thresholds import DEFAULT_THRESHOLDS
 from testing.service_process import ServiceProcess
 from tests.support.app import sample
-from tests.support.postgres import sqlalchemy_url
 
 TOKEN = "editor-token-for-the-postgres-test"
 SELECT = "/cds-services/vertebral-augmentation-select"
@@ -28,9 +27,9 @@ SELECT = "/cds-services/vertebral-augmentation-select"
 pytestmark = pytest.mark.integration
 
 
-def _env(schema: str) -> dict[str, str]:
+def _env(database_url: str) -> dict[str, str]:
     return {
-        "VCDS_DATABASE_URL": sqlalchemy_url(schema),
+        "VCDS_DATABASE_URL": database_url,
         "VCDS_ADMIN_TOKEN": TOKEN,
         "VCDS_PATIENT_HASH_KEY": "postgres-test-key",
         "VCDS_THRESHOLDS_REFRESH_SECONDS": "1",
@@ -47,10 +46,8 @@ def _copd_card(server: ServiceProcess) -> tuple[bool, set[int]]:
     return "copd-multilevel" in rules, versions
 
 
-def test_a_change_through_one_server_is_used_by_the_workers_of_another(
-    pg_schema: str, tmp_path: Path
-) -> None:
-    env = _env(pg_schema)
+def test_a_change_through_one_server_is_used_by_the_workers_of_another(pg_url: str, tmp_path: Path) -> None:
+    env = _env(pg_url)
     with (
         ServiceProcess(env, workers=1, log_path=tmp_path / "admin-server.log") as admin_server,
         ServiceProcess(env, workers=2, log_path=tmp_path / "hook-server.log") as hook_server,
@@ -82,8 +79,8 @@ def test_a_change_through_one_server_is_used_by_the_workers_of_another(
         assert first_seen < 3.0
 
 
-def test_racing_editors_on_postgresql_make_exactly_one_version(pg_schema: str) -> None:
-    url = sqlalchemy_url(pg_schema)
+def test_racing_editors_on_postgresql_make_exactly_one_version(pg_url: str) -> None:
+    url = pg_url
     seed_db = Database(url)
     migrate(seed_db.engine)
     ThresholdsStore(seed_db).seed(DEFAULT_THRESHOLDS, "defaults")

@@ -2,14 +2,13 @@
 
 Hook calls, feedback, a thresholds change and a replayed JWT are handled the same whichever process
 takes them. The servers share a public base URL, as replicas behind a load balancer do, so a JWT's
-`aud` is the same for both. Needs PostgreSQL and Redis on 127.0.0.1 (both run on the project's
-machines and in CI); skips without them locally, fails without them under CI=true.
+`aud` is the same for both. PostgreSQL and Redis: the servers VCDS_TEST_POSTGRES_DSN /
+VCDS_TEST_REDIS_URL name, or private ones the session starts (tests/support/postgres.py, redis_server.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,13 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 
 from testing.service_process import ServiceProcess
 from tests.support.app import sample
 from tests.support.jwt_keys import SigningKey, jwks, new_key, sign
-from tests.support.postgres import sqlalchemy_url
 
 pytestmark = pytest.mark.integration
 
@@ -34,31 +31,17 @@ ADMIN = "scale-out-admin-token-0123456789"
 SELECT = "/cds-services/vertebral-augmentation-select"
 
 
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    url = "redis://127.0.0.1:6379/0"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis on 127.0.0.1:6379 is required under CI=true: {error}", pytrace=False)
-        pytest.skip(f"Redis on 127.0.0.1:6379 not reachable: {error}")
-    return url
-
-
 @pytest.fixture
 def key() -> SigningKey:
     return new_key("ES384")
 
 
 @pytest.fixture
-def servers(
-    pg_schema: str, redis_url: str, key: SigningKey, tmp_path: Path
-) -> Iterator[list[ServiceProcess]]:
+def servers(pg_url: str, redis_url: str, key: SigningKey, tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     jwks_file = tmp_path / "ehr-jwks.json"
     jwks_file.write_text(json.dumps(jwks(key)), encoding="utf-8")
     env = {
-        "VCDS_DATABASE_URL": sqlalchemy_url(pg_schema),
+        "VCDS_DATABASE_URL": pg_url,
         "VCDS_REDIS_URL": redis_url,
         "VCDS_PUBLIC_BASE_URL": PUBLIC,
         "VCDS_JWT_REQUIRED": "true",
@@ -101,7 +84,7 @@ def test_hook_calls_answer_the_same_from_every_server(servers: list[ServiceProce
 
 
 def test_feedback_through_one_server_links_to_a_card_another_server_issued(
-    servers: list[ServiceProcess], key: SigningKey, pg_schema: str
+    servers: list[ServiceProcess], key: SigningKey, pg_url: str
 ) -> None:
     card = next(
         c for c in call(servers[0], key).json()["cards"] if c["source"]["topic"]["code"] == "copd-multilevel"
@@ -122,7 +105,7 @@ def test_feedback_through_one_server_links_to_a_card_another_server_issued(
     assert again.json()["duplicates"] == 1  # the same item through the other server is not stored twice
     # The card's row is written by server 0's writer thread just after its answer; feedback that reaches
     # server 1 first is stored at once and linked to its evaluation when that row lands.
-    engine = create_engine(sqlalchemy_url(pg_schema))
+    engine = create_engine(pg_url)
     deadline = time.monotonic() + 5
     while True:
         with engine.connect() as connection:

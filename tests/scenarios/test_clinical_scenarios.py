@@ -112,6 +112,8 @@ REQUIRED_OUTCOMES = frozenset(
         ("osteoporosis-follow-up", "info"),
         ("neoplastic-indication", "info"),
         ("data-unavailable", "warning"),
+        ("other-patient-data", "critical"),
+        ("patient-deceased", "critical"),
     }
 )
 

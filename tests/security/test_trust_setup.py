@@ -5,10 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -280,31 +276,6 @@ def test_the_memory_replay_cache_forgets_after_the_ttl_and_fails_closed_when_ful
     clock.now += 61
     assert cache.first_use("iss", "j1", 60)
     assert len(cache) == 1
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A throw-away redis-server on 127.0.0.1 (skipped where none is installed)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_with_redis_a_jwt_is_accepted_once_across_workers(tmp_path: Path, redis_url: str) -> None:
