@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 
 from cds_service.database import make_engine, migrate
 from cds_service.tables import Base
-from tests.support.postgres import sqlalchemy_url
 
 
 def _drift(engine: Engine) -> list[object]:
@@ -30,5 +29,5 @@ def test_sqlite_tables_are_what_the_code_declares(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_postgres_tables_are_what_the_code_declares(pg_schema: str) -> None:
-    assert _drift(make_engine(sqlalchemy_url(pg_schema))) == []
+def test_postgres_tables_are_what_the_code_declares(pg_url: str) -> None:
+    assert _drift(make_engine(pg_url)) == []
