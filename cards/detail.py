@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cards.markdown_text import code_text, markdown_text
 from cards.wording import criterion_line
 from rules.findings import Finding
 from rules.sources import source
@@ -63,7 +64,7 @@ def _evidence_lines(finding: Finding) -> list[str]:
     lines = []
     for evidence in finding.evidence:
         when = f" ({evidence.recorded.isoformat()})" if evidence.recorded else ""
-        lines.append(f"- {evidence.display}{when} — `{evidence.reference}`")
+        lines.append(f"- {markdown_text(evidence.display)}{when} — `{code_text(evidence.reference)}`")
     return lines
 
 
@@ -71,25 +72,25 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
     parts = [ADVICE[finding.rule]]
     if finding.rule == "anticoagulant-active":
         basis = finding.values.get("hold_basis")
-        parts.append(f"Hold interval chosen by: {basis}.")
+        parts.append(f"Hold interval chosen by: {markdown_text(basis)}.")
         if finding.values.get("planned_date"):
             room = finding.values.get("room_for_hold")
             verdict = (
                 "leaves room for the hold" if room else "does not leave room for the hold if it starts today"
             )
-            parts.append(f"Planned date {finding.values['planned_date']} {verdict}.")
+            parts.append(f"Planned date {markdown_text(finding.values['planned_date'])} {verdict}.")
         else:
             parts.append("No planned date on the order: schedule the procedure after the hold.")
     if finding.values.get("levels_counted"):
         parts.append(f"Levels counted: {finding.values['levels_counted']}.")
     if finding.rule == "data-unavailable":
         if finding.values.get("checks"):
-            parts.append(f"Not checked: {finding.values.get('checks')}.")
-            parts.append(f"Why: {finding.values.get('reasons')}.")
+            parts.append(f"Not checked: {markdown_text(finding.values.get('checks'))}.")
+            parts.append(f"Why: {markdown_text(finding.values.get('reasons'))}.")
         if finding.values.get("skipped"):
             parts.append(
                 f"Skipped as unreadable ({finding.values.get('skipped_count')}): "
-                f"{finding.values.get('skipped')}. "
+                f"{markdown_text(finding.values.get('skipped'))}. "
                 "Fix these records in the EHR; what they say was not considered."
             )
         if finding.values.get("unreadable"):
@@ -100,7 +101,9 @@ def render_detail(finding: Finding, thresholds_version: int, demo_stand_in: bool
             )
     if finding.criteria:
         parts.append(
-            "\n".join(criterion_line(c.criterion, c.outcome, c.explanation) for c in finding.criteria)
+            "\n".join(
+                criterion_line(c.criterion, c.outcome, markdown_text(c.explanation)) for c in finding.criteria
+            )
         )
     evidence = _evidence_lines(finding)
     if evidence:

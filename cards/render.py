@@ -15,14 +15,28 @@ from rules.sources import source
 
 RULE_CODE_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/rule"
 OVERRIDE_REASON_SYSTEM = "http://vertebral-cds.org/fhir/CodeSystem/override-reason"
+# CDS Hooks 3.0 (ballot) codes override reasons from the non-adherence reason codes (value set
+# http://terminology.hl7.org/ValueSet/non-adherence-reason; codes from the AHRQ CDSiC override taxonomy).
+# Where one fits, a reason is sent with that system and code; where none does, the service's own code
+# stays. A 2.0 client reads any Coding, so the change is invisible to it.
+NON_ADHERENCE_SYSTEM = "http://terminology.hl7.org/CodeSystem/non-adherence-reason-codes"
 EXTENSION_KEY = "vertebral-cds"
 
-_REASONS = {
-    "benefit-outweighs-risk": "Benefit outweighs risk",
-    "already-addressed": "Already addressed",
-    "patient-declined": "Patient declined",
-    "record-incorrect": "Record is incorrect or out of date",
-    "will-address-before-procedure": "Will address before the procedure",
+# our reason → (system, code, display shown to the clinician)
+_REASONS: dict[str, tuple[str, str, str]] = {
+    # "Recipient assessment of risk/benefit ratio"
+    "benefit-outweighs-risk": (NON_ADHERENCE_SYSTEM, "risk-benefit-ratio", "Benefit outweighs risk"),
+    # "Recommended action was already completed"
+    "already-addressed": (NON_ADHERENCE_SYSTEM, "action-completed", "Already addressed"),
+    # "Patient refuses/declines (no context given)"
+    "patient-declined": (NON_ADHERENCE_SYSTEM, "patient-refuses", "Patient declined"),
+    # no 3.0 code says the record is wrong, or that the problem will be handled before the procedure
+    "record-incorrect": (OVERRIDE_REASON_SYSTEM, "record-incorrect", "Record is incorrect or out of date"),
+    "will-address-before-procedure": (
+        OVERRIDE_REASON_SYSTEM,
+        "will-address-before-procedure",
+        "Will address before the procedure",
+    ),
 }
 _REASONS_BY_RULE: dict[str, tuple[str, ...]] = {
     "anticoagulant-active": ("already-addressed", "will-address-before-procedure", "record-incorrect"),
@@ -38,8 +52,10 @@ IdFactory = Callable[[], str]
 @functools.cache
 def override_reasons(rule: str) -> tuple[OverrideReason, ...]:
     """The reasons offered for overriding a rule's card (fixed per rule; the models are frozen)."""
-    codes = _REASONS_BY_RULE.get(rule, _DEFAULT_REASONS)
-    return tuple(OverrideReason(system=OVERRIDE_REASON_SYSTEM, code=c, display=_REASONS[c]) for c in codes)
+    reasons = (_REASONS[name] for name in _REASONS_BY_RULE.get(rule, _DEFAULT_REASONS))
+    return tuple(
+        OverrideReason(system=system, code=code, display=display) for system, code, display in reasons
+    )
 
 
 def _extension(finding: Finding, evaluation: Evaluation) -> dict[str, Any]:

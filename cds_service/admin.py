@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from cds_service import audit
+from cds_service import admin_sessions, audit
 from cds_service.admin_auth import AdminAuth, Principal, Role
 from cds_service.analytics import Period, RuleStatistics, rule_statistics
 from cds_service.audit import Actor
@@ -99,6 +99,17 @@ class AdminContext:
         be queued for the writer thread)."""
         self.flow.flush_records()
         return rule_statistics(self.database, period)
+
+    def session(self, cookie: str | None) -> Principal | None:
+        """The principal of a session cookie: signed, unexpired, and not ended by a logout on any
+        worker (one indexed read; the admin area is low traffic)."""
+        principal = self.auth.read_session(cookie)
+        if principal is None or admin_sessions.is_revoked(self.database, principal):
+            return None
+        return principal
+
+    def end_session(self, principal: Principal) -> None:
+        admin_sessions.revoke(self.database, principal, self.clock())
 
     def audit(self, actor: Actor, action: str, detail: dict[str, Any]) -> None:
         audit.record_now(self.database, actor, action, detail, self.clock())

@@ -115,6 +115,17 @@ CSV_COLUMNS = (
 )
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading `'` (OWASP
+    "CSV Injection"); override reason codes in it come from callers. Numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def as_csv(rows: list[RuleStatistics]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -122,7 +133,8 @@ def as_csv(rows: list[RuleStatistics]) -> str:
     for row in rows:
         rate = row.acceptance_rate
         writer.writerow(
-            [
+            csv_cell(cell)
+            for cell in [
                 row.rule,
                 row.fired,
                 row.by_indicator["critical"],

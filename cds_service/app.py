@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cds_service.admin import AdminContext
 from cds_service.answer_cache import AnswerCache
+from cds_service.api_docs import install_api_docs
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
 from cds_service.errors import ServiceError, UnexpectedErrorMiddleware
@@ -32,7 +37,7 @@ from cds_service.mapping_cache import MappingCache
 from cds_service.records import load_or_create_hash_key, purge_older_than
 from cds_service.request_timing import RequestTimingMiddleware
 from cds_service.responses import FHIR_JSON, json_response, outcome_response
-from cds_service.routes import cds_hooks, health
+from cds_service.routes import cds_hooks, health, landing
 from cds_service.routes.admin_pages import install_admin
 from cds_service.routes.playground import install_playground
 from cds_service.security_headers import SecurityHeadersMiddleware
@@ -45,6 +50,7 @@ from fhir_mappings.codesets import default_codesets, load_codesets
 from fhir_mappings.parsing import warm_up
 
 log = logging.getLogger("vertebral_cds.app")
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -73,6 +79,41 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class CorsOutsideAdmin:
+    """CORS (`VCDS_CORS_ORIGINS`) for the CDS Hooks routes, which browser clients such as the sandbox call;
+    the admin area never answers CORS: no Access-Control-* header, a preflight is refused there."""
+
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == "/admin" or path.startswith("/admin/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.cors(scope, receive, send)
+
+
+STARTUP_WARNINGS_LOGGED = "VERTEBRAL_CDS_STARTUP_WARNINGS_LOGGED"
+"""Set by `vertebral-cds serve` once its own start-up check has logged the warnings (cli.py), so that the
+server process and each worker do not repeat them."""
+
+
+@contextmanager
+def _startup_warnings_logged_by_the_parent() -> Iterator[None]:
+    trust_log = logging.getLogger("vertebral_cds.trust")
+    if os.environ.get(STARTUP_WARNINGS_LOGGED) != "1":
+        yield
+        return
+    level = trust_log.level
+    trust_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        trust_log.setLevel(level)
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Clock = utc_now, new_id: IdFactory = new_card_id
 ) -> FastAPI:
@@ -80,7 +121,8 @@ def create_app(
     parameters so that tests can fix them; the defaults are the wall clock and random UUIDs."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
-    client_auth = build_client_authenticator(settings)
+    with _startup_warnings_logged_by_the_parent():
+        client_auth = build_client_authenticator(settings)
     codesets = load_codesets(Path(settings.codesets_dir)) if settings.codesets_dir else default_codesets()
     warm_up()
     database = Database(settings.database_url)
@@ -133,11 +175,15 @@ def create_app(
             flow.writer.close()  # the rows still queued are written before the database closes
         database.dispose()
 
+    docs = settings.docs_served  # off in production unless VCDS_API_DOCS_ENABLED
     app = FastAPI(
         title="vertebral-cds",
         version="0.1.0",
         description="CDS Hooks 2.0 service for vertebral augmentation orders.",
         lifespan=lifespan,
+        docs_url=None,  # installed below from local assets (api_docs.py), when docs are served
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.codesets = codesets
@@ -147,7 +193,7 @@ def create_app(
     # Innermost: every middleware outside sees an unexpected error as the 500 it is answered with.
     app.add_middleware(UnexpectedErrorMiddleware)
     app.add_middleware(
-        CORSMiddleware,
+        CorsOutsideAdmin,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization"],
@@ -163,4 +209,8 @@ def create_app(
     app.include_router(health.router)
     install_admin(app, AdminContext.build(settings, store, flow, database))
     install_playground(app, settings)
+    if docs:
+        install_api_docs(app)
+    app.include_router(landing.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

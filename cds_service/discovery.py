@@ -18,6 +18,14 @@ SIGN_SERVICE_ID = "vertebral-augmentation-sign"
 LOINC = "http://loinc.org"
 CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
+# CDS Hooks 3.0 readiness, without a field a 2.0 client would not expect: the versions travel in
+# `extension` (allowed on the discovery response and on each service in 2.0 and 3.0). The service
+# implements CDS Hooks 2.0 (https://cds-hooks.hl7.org/2.0/) and reads the 3.0 ballot's additions it
+# understands (SMART v2 scopes, non-adherence override reasons). Hook versions: the hook pages'
+# `hookVersion` metadata (order-select 1.0, order-sign 1.0).
+SPEC_VERSION = "2.0"
+COMPATIBLE_SPEC_VERSIONS = ("2.0", "3.0.0-ballot")
+EXTENSION_KEY = "org.vertebral-cds"
 
 
 @dataclass(frozen=True)
@@ -37,18 +45,22 @@ class PrefetchKey:
 class ServiceDefinition:
     id: str
     hook: str
+    hook_version: str
     title: str
     description: str
     usage_requirements: str
 
-    def discovery_entry(self, prefetch: tuple[PrefetchKey, ...]) -> dict[str, Any]:
+    def discovery_entry(
+        self, prefetch: tuple[PrefetchKey, ...], description_tail: str = ""
+    ) -> dict[str, Any]:
         return {
             "hook": self.hook,
             "id": self.id,
             "title": self.title,
-            "description": self.description,
+            "description": self.description + description_tail,
             "usageRequirements": self.usage_requirements,
             "prefetch": {p.key: p.template for p in prefetch},
+            "extension": {EXTENSION_KEY: {"hookVersion": self.hook_version, "specVersion": SPEC_VERSION}},
         }
 
 
@@ -63,6 +75,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     ServiceDefinition(
         id=SELECT_SERVICE_ID,
         hook="order-select",
+        hook_version="1.0",
         title="Vertebral augmentation: eligibility and risk",
         description="When a vertebroplasty or kyphoplasty order is selected: anticoagulants and bleeding "
         "labs, COPD with multiple levels, infection and other contraindications, and coverage eligibility.",
@@ -71,6 +84,7 @@ SERVICES: tuple[ServiceDefinition, ...] = (
     ServiceDefinition(
         id=SIGN_SERVICE_ID,
         hook="order-sign",
+        hook_version="1.0",
         title="Vertebral augmentation: check at signing",
         description="The same eligibility and risk checks when a vertebral augmentation order is signed; "
         "unresolved critical findings stay critical.",
@@ -147,6 +161,38 @@ def prefetch_keys(codesets: CodeSets) -> tuple[PrefetchKey, ...]:
     )
 
 
-def discovery_document(codesets: CodeSets) -> dict[str, Any]:
+def demo_stand_in_codes(codesets: CodeSets) -> list[tuple[str, str]]:
+    """(code, display) of the spine imaging codes the sandbox demo mapping accepts as an order."""
+    found = {
+        (str(entry["code"]), str(entry.get("display", "")).removesuffix(" (sandbox demo stand-in)"))
+        for set_name, entry in codesets.entries()
+        if set_name == "procedures" and entry.get("role") == "demo-stand-in" and entry.get("system") == CPT
+    }
+    return sorted(found)
+
+
+def _demo_mapping_note(codesets: CodeSets) -> str:
+    codes = "; ".join(f"{code} {display}" for code, display in demo_stand_in_codes(codesets))
+    return (
+        " Sandbox demo mapping is on: a spine imaging order stands in for a vertebral augmentation order "
+        f"(CPT {codes}). Cards from such an order are marked as a demo."
+    )
+
+
+def discovery_document(codesets: CodeSets, demo_imaging_stand_in: bool = False) -> dict[str, Any]:
+    """The discovery response. With the sandbox demo mapping on, the select service's description lists
+    the imaging codes it accepts, so a sandbox user knows which search hit to pick (issue 17)."""
     keys = prefetch_keys(codesets)
-    return {"services": [service.discovery_entry(keys) for service in SERVICES]}
+    note = _demo_mapping_note(codesets) if demo_imaging_stand_in else ""
+    return {
+        "services": [
+            service.discovery_entry(keys, note if service.hook == "order-select" else "")
+            for service in SERVICES
+        ],
+        "extension": {
+            EXTENSION_KEY: {
+                "specVersion": SPEC_VERSION,
+                "compatibleSpecVersions": list(COMPATIBLE_SPEC_VERSIONS),
+            }
+        },
+    }

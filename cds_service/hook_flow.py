@@ -19,6 +19,7 @@ from cards.render import render_cards
 from cards.suggestions import OrderContext
 from cds_service import metrics
 from cds_service.answer_cache import AnswerCache, CachedAnswer, answer_key
+from cds_service.call_deadline import CallDeadline
 from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
 from cds_service.errors import BadRequest
@@ -43,6 +44,10 @@ _NO_CARDS = orjson.dumps({"cards": []})
 Clock = Callable[[], datetime]
 IdFactory = Callable[[], str]
 ThresholdsSource = Callable[[], tuple[Thresholds, int]]
+
+
+def _no_deadline() -> None:
+    """The check of a call without a deadline (admin previews, the command line)."""
 
 
 def validation_message(error: ValidationError) -> tuple[str, list[str]]:
@@ -108,12 +113,21 @@ class HookFlow:
         answer: dict[str, Any] = orjson.loads(self.answer(service, body))
         return answer
 
-    def answer(self, service: ServiceDefinition, body: Any, request: HookRequest | None = None) -> bytes:
+    def answer(
+        self,
+        service: ServiceDefinition,
+        body: Any,
+        request: HookRequest | None = None,
+        deadline: CallDeadline | None = None,
+    ) -> bytes:
         """The response as sent: validate, read the order, gather and map the data, decide, render, and
         (unless a preview) store the evaluation and log it. `request`: `parse(service, body)`, when the
-        caller has it already."""
+        caller has it already. `deadline`: checked between the stages (and given to the fetches); past
+        it the call stops with `DeadlineExceeded` and stores nothing."""
+        check = deadline.check if deadline is not None else _no_deadline
         started = time.perf_counter()
         request = request or self.parse(service, body)
+        check()
         thresholds, version = self.thresholds()
         as_of = self.clock()
         selections = request.context.selections if service.hook == "order-select" else None
@@ -124,6 +138,7 @@ class HookFlow:
             frozenset(thresholds.procedure_snomed_codes),
             self.demo_imaging_stand_in,
         )
+        check()
         if reading.order is None:
             # Not our order (most order-select calls: every lab, drug and imaging order fires it):
             # answer at once, fetch nothing, digest nothing.
@@ -137,10 +152,13 @@ class HookFlow:
             if cached is not None:
                 return self._answer_again(cached, service, request, started)
         parsed = time.perf_counter()
-        mapped, stats = self._mapped_data(request, fetches, prefetch_key)
+        mapped, stats = self._mapped_data(request, fetches, prefetch_key, deadline)
+        check()
         gathered = time.perf_counter()
         facts = facts_from(mapped, reading, as_of, self.codesets)
+        check()
         evaluation = evaluate(facts, thresholds, version, at_signing=service.hook == "order-sign")
+        check()
         order_context = OrderContext(
             patient_id=request.context.patient_id,
             user_reference=request.context.user_id,
@@ -167,6 +185,7 @@ class HookFlow:
             else None,
         )
         encoded = response.to_json()
+        check()  # past the deadline nobody waits for this answer: it is neither stored nor cached
         if not self.record_evaluations:
             return encoded  # an admin preview: nothing stored, nothing logged, nothing counted
         card_labels = tuple((f.rule, f.indicator) for f in evaluation.findings)  # one card per finding
@@ -259,14 +278,18 @@ class HookFlow:
         )
 
     def _mapped_data(
-        self, request: HookRequest, fetches: bool, prefetch_key: bytes | None
+        self,
+        request: HookRequest,
+        fetches: bool,
+        prefetch_key: bytes | None,
+        deadline: CallDeadline | None = None,
     ) -> tuple[MappedRecord, DataStats]:
         """The patient's data, gathered (prefetch, then fetches) and mapped: from the cache when the same
         data came before (order-select fires again on every change of the order form). `prefetch_key`:
         the digest of a call that fetches nothing (None when it cannot be encoded)."""
 
         def gathered() -> tuple[PatientRecord, DataStats]:
-            return gather(request, self.prefetch, self.fetcher)
+            return gather(request, self.prefetch, self.fetcher, deadline.at if deadline else None)
 
         cache = self.mapping_cache
         if cache is None or not cache.enabled:

@@ -113,10 +113,12 @@ class HookRequest(_Lenient):
         return self.fhir_authorization.access_token if self.fhir_authorization else None
 
 
+# Every string that reaches a column is bounded here, at the column's length (tables.py): a longer one is
+# a 400 that names the field, on every backend (SQLite would store it whole, PostgreSQL would refuse it).
 class FeedbackCoding(_Lenient):
-    code: str = Field(min_length=1)
-    system: str = Field(min_length=1)
-    display: str | None = None  # the sandbox sends code and system only
+    code: str = Field(min_length=1, max_length=128)  # FeedbackRow.override_reason_code
+    system: str = Field(min_length=1, max_length=256)  # FeedbackRow.override_reason_system
+    display: str | None = Field(default=None, max_length=4096)  # the sandbox sends code and system only
 
 
 class OverrideReason(_Lenient):
@@ -125,15 +127,17 @@ class OverrideReason(_Lenient):
 
 
 class AcceptedSuggestion(_Lenient):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=128)
 
 
 class FeedbackItem(_Lenient):
     card: str = Field(min_length=1, max_length=128)
     outcome: Literal["accepted", "overridden"]
-    accepted_suggestions: list[AcceptedSuggestion] | None = Field(default=None, alias="acceptedSuggestions")
+    accepted_suggestions: list[AcceptedSuggestion] | None = Field(
+        default=None, alias="acceptedSuggestions", max_length=100
+    )
     override_reason: OverrideReason | None = Field(default=None, alias="overrideReason")
-    outcome_timestamp: str = Field(alias="outcomeTimestamp")
+    outcome_timestamp: str = Field(alias="outcomeTimestamp", max_length=64)
 
     @field_validator("outcome_timestamp")
     @classmethod

@@ -19,6 +19,7 @@ from cds_service.discovery import PrefetchKey
 from cds_service.errors import FetchRefused, PreconditionFailed
 from cds_service.fhir_client import FhirFetcher, next_link
 from cds_service.hook_models import HookRequest
+from cds_service.smart_scopes import fetch_allowed
 from cds_service.url_policy import UrlRefused
 from fhir_mappings.record import PatientRecord
 from rules.facts import DataCategory, DataGap, ParseIssue
@@ -152,6 +153,20 @@ def _accept(key: PrefetchKey, resources: Iterable[Any], record: PatientRecord) -
             )
 
 
+def _drop_fetches_outside_the_scope(
+    request: HookRequest, to_fetch: dict[str, str], by_key: dict[str, PrefetchKey], record: PatientRecord
+) -> None:
+    """SMART v1 or v2 scopes: only the fetches the EHR authorised are sent; the others become gaps."""
+    scope = request.fhir_authorization.scope if request.fhir_authorization else None
+    if scope is None:
+        return
+    for name in [n for n, query in to_fetch.items() if not fetch_allowed(scope, by_key[n].template, query)]:
+        record.gaps.append(
+            DataGap(category=by_key[name].category, reason=f"{name}: outside the granted scope")
+        )
+        del to_fetch[name]
+
+
 def gather(
     request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, deadline: float | None = None
 ) -> tuple[PatientRecord, DataStats]:
@@ -192,7 +207,8 @@ def gather(
             fhir_base = fetcher.policy.fhir_base(base)
         except UrlRefused as error:
             raise FetchRefused(f"fhirServer refused by this service's URL policy: {error}") from error
-        results = fetcher.fetch_all(fhir_base, to_fetch, request.access_token, deadline)
+        _drop_fetches_outside_the_scope(request, to_fetch, by_key, record)
+        results = fetcher.fetch_all(fhir_base, to_fetch, request.access_token, deadline) if to_fetch else {}
         stats.fetch_ms = max((r.elapsed_ms for r in results.values()), default=0.0)
         for name, result in results.items():
             key = by_key[name]

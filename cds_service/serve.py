@@ -28,7 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 from gunicorn.app.base import BaseApplication
 
-from cds_service.app import create_app
+from cds_service.app import STARTUP_WARNINGS_LOGGED, create_app
 from cds_service.settings import Settings, SettingsError, load_settings
 from fhir_mappings.codesets import CodeSetError
 
@@ -105,6 +105,7 @@ def serve(
         print(f"vertebral-cds: {error}", file=sys.stderr)
         return 2
     checked.state.database.dispose()  # no pooled connection crosses the fork into the workers
+    os.environ[STARTUP_WARNINGS_LOGGED] = "1"  # logged just now; the workers' apps stay quiet about them
     host = host or settings.host
     port = port or settings.port
     refusal = _refusal(settings, host, workers)

@@ -7,6 +7,7 @@ get their own.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,7 +45,12 @@ class Settings(BaseSettings):
     )
     cors_origins: list[str] = Field(
         default_factory=lambda: ["*"],
-        description="Origins allowed by CORS (browser clients such as the sandbox).",
+        description="Origins allowed by CORS on the CDS Hooks routes (browser clients such as the sandbox); "
+        "the admin area never answers CORS.",
+    )
+    api_docs_enabled: bool | None = Field(
+        None,
+        description="Serve /docs and /openapi.json. Unset: on in dev and sandbox, off in production.",
     )
     trusted_issuers: list[TrustedIssuer] = Field(
         default_factory=list,
@@ -265,10 +271,36 @@ class Settings(BaseSettings):
                 raise ValueError("production profile must not enable VCDS_DEMO_IMAGING_STAND_IN")
             if self.playground_enabled:
                 raise ValueError("production profile must not enable VCDS_PLAYGROUND_ENABLED")
+            placeholders = [name for name, value in self._secrets() if _placeholder(value)]
+            if placeholders:
+                raise ValueError(
+                    f"production profile refuses placeholder secrets: replace {', '.join(placeholders)}"
+                )
             self._production_trust()
         if bool(self.tls_certfile) != bool(self.tls_keyfile):
             raise ValueError("VCDS_TLS_CERTFILE and VCDS_TLS_KEYFILE go together")
         return self
+
+    def _secrets(self) -> list[tuple[str, str]]:
+        values = [
+            ("VCDS_PATIENT_HASH_KEY", self.patient_hash_key),
+            ("VCDS_DATABASE_URL", self.database_url),
+            ("VCDS_REDIS_URL", self.redis_url.get_secret_value() if self.redis_url else None),
+            ("VCDS_ADMIN_TOKEN", self.admin_token.get_secret_value() if self.admin_token else None),
+            (
+                "VCDS_ADMIN_VIEWER_TOKEN",
+                self.admin_viewer_token.get_secret_value() if self.admin_viewer_token else None,
+            ),
+            (
+                "VCDS_ADMIN_SESSION_SECRET",
+                self.admin_session_secret.get_secret_value() if self.admin_session_secret else None,
+            ),
+        ]
+        return [(name, value) for name, value in values if value]
+
+    @property
+    def docs_served(self) -> bool:
+        return self.api_docs_enabled if self.api_docs_enabled is not None else self.profile != "production"
 
     def _production_trust(self) -> None:
         if self.jwt_required is False:
@@ -285,6 +317,16 @@ class Settings(BaseSettings):
         ]
         if plain:
             raise ValueError(f"production profile requires https URLs, not {', '.join(plain)}")
+
+
+# What shipped examples put where a secret goes (docker-compose.yml, deploy/kubernetes/secret.example.yaml)
+_PLACEHOLDER = re.compile(
+    r"change[-_ ]?me|placeholder|replace[-_ ]?me|your[-_]|<[^>]*>|^x+$|^(secret|password)$", re.I
+)
+
+
+def _placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.search(value))
 
 
 def load_settings(settings_file: str | None = None, **overrides: Any) -> Settings:

@@ -106,3 +106,13 @@ class AuditRow(Base):
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     action: Mapped[str] = mapped_column(String(32), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RevokedSessionRow(Base):
+    """Admin sessions ended by logout before their expiry: every worker checks here, so a logged-out
+    cookie is refused everywhere. A row is kept only until the session would have expired anyway."""
+
+    __tablename__ = "admin_session_revocations"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

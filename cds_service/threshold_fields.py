@@ -320,10 +320,10 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
             errors.setdefault(path, []).append(_friendly(item, specs.get(path)))
             continue
         for problem in str(item["msg"]).removeprefix("Value error, ").split("; "):
-            named = next(
-                (p for p in known if re.match(rf"(unknown rule ids in )?{re.escape(p)}\b", problem)), None
-            )
-            errors.setdefault(named or FORM_ERROR, []).append(problem)
+            # a check of a pair names both fields: the message goes to each (the form marks both)
+            named = [p for p in known if re.search(rf"(?<![\w.]){re.escape(p)}(?![\w.])", problem)]
+            for path in sorted(named, key=problem.find) or [FORM_ERROR]:
+                errors.setdefault(path, []).append(problem)
     return errors
 
 

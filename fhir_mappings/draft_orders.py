@@ -25,6 +25,7 @@ from fhir_mappings.json_access import (
 )
 from fhir_mappings.levels import (
     distinct_levels,
+    level_count_in_text,
     levels_in_text,
     names_other_cementoplasty,
     names_vertebral_site,
@@ -196,6 +197,9 @@ def _count_levels(
             origins.setdefault(level, LevelOrigin(level=level, source="order text"))
     if origins:
         return list(origins.values()), len(origins), "order text"
+    written = max((n for m in matched if (n := level_count_in_text(_texts(m.resource)))), default=None)
+    if written is not None:
+        return [], written, "order text"
     return [], 1, None
 
 
@@ -223,6 +227,7 @@ def read_draft_order(
     origins, level_count, count_source = _count_levels(matched, codesets)
     distinct = distinct_levels([o.level for o in origins])
     region = next((m.procedure.region for m in guided if m.procedure and m.procedure.region), None)
+    guided_ids = {id(m) for m in guided}  # by identity: `m not in guided` compared whole resources, O(n²)
     codes = tuple(dict.fromkeys(f"{s}|{c}" for m in matched for s, c, _ in codings(m.resource.get("code"))))
     order = DraftOrder(
         references=tuple(reference_of(m.resource) for m in matched),
@@ -240,6 +245,7 @@ def read_draft_order(
     return DraftOrderReading(
         order=order,
         selected_resources=[m.resource for m in guided],
-        session_resources=[m.resource for m in matched if m not in guided] + [m.resource for m in guided],
+        session_resources=[m.resource for m in matched if id(m) not in guided_ids]
+        + [m.resource for m in guided],
         context_medication_requests=medication_requests,
     )

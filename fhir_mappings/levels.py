@@ -89,13 +89,36 @@ def levels_in_text(words: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "single": 1}
+_COUNT = re.compile(
+    r"\b(?P<n>\d{1,2}|one|two|three|four|five|six|single)[- ](?:vertebral[- ])?(?:levels?|vertebrae)\b"
+    r"|\blevels?\s*[:x×]\s*(?P<m>\d{1,2})\b",
+    re.IGNORECASE,
+)
+
+
+def level_count_in_text(words: str) -> int | None:
+    """A count of levels written without naming them ("3 levels", "two-level kyphoplasty", "levels: 2"),
+    history clauses excluded; the largest when several are written."""
+    found = []
+    for match in _COUNT.finditer(without_history(words)):
+        raw = (match.group("n") or match.group("m")).lower()
+        number = _NUMBER_WORDS.get(raw) or int(raw)
+        if 0 < number <= 30:
+            found.append(number)
+    return max(found) if found else None
+
+
 def distinct_levels(levels: Sequence[str]) -> list[str]:
     return sorted(set(levels), key=spine_position)
 
 
 # Order recognition by text: a vertebral site must be named, and other cementoplasties are not ours.
+# Kyphoplasty and vertebroplasty name the spine by themselves; "cementoplasty" or "augmentation" do not.
 _SPINAL_SITE = re.compile(
-    r"\b(?:vertebra\w*|spine|spinal|thoracic|lumbar|thoracolumbar|VCF|compression fracture)\b", re.I
+    r"\b(?:vertebra\w*|vertebro\w*|kyphoplast\w*|spine|spinal|thoracic|lumbar|thoracolumbar|VCF|"
+    r"compression fracture)\b",
+    re.I,
 )
 _OTHER_CEMENTOPLASTY = re.compile(
     r"\b(?:sacroplast\w*|sacr(?:um|al)|ilia(?:c|cum)|iliosacral|acetabul\w*|pelvi\w*|pubic|femor\w*|femur|"

@@ -85,8 +85,13 @@ _NOT_PREGNANT_WORDS = re.compile(r"\b(not|non)[- ]?pregnant\b|\bnegative\b", re.
 _PREGNANT_WORDS = re.compile(r"\bpregnant\b|\bpositive\b", re.IGNORECASE)
 # A number as EHRs send it in valueString: "1.9", "<1.0", ">= 500", "1,9", "250 K/uL".
 _NUMERIC_STRING = re.compile(
-    r"^\s*(?P<cmp><=|>=|<|>|≤|≥)?\s*(?P<num>[+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+))\s*(?P<unit>[^\d\s].*)?$"
+    r"^\s*(?P<cmp><=|>=|<|>|≤|≥)?\s*(?P<num>[+-]?(?:\d{1,3}(?:,\d{3})+|\d+(?:[.,]\d+)?|[.,]\d+))\s*"
+    r"(?P<unit>[^\d\s].*)?$"
 )
+# Abnormal flags EHRs append to a value written as text: "1.9 H", "2.1*", "45 (L)", "300 high".
+_FLAG_WORDS = r"(?:HH|LL|H|L|A|AA|high|low|critical|abnormal)"
+_TRAILING_FLAG = re.compile(rf"(?:\s+{_FLAG_WORDS}|\s*\({_FLAG_WORDS}\)|\s*\*+)\s*$", re.IGNORECASE)
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+$")
 _COMPARATORS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "≤": "<=", "≥": ">="}
 
 
@@ -140,7 +145,20 @@ class _Reading:
     spellings: list[str]
 
 
-def _numeric(resource: JsonObject) -> _Reading | None:
+# Kinds whose LOINC code fixes the unit: a number written in valueString without a unit is in that unit
+# (an eGFR ">60" is mL/min/1.73 m2, an SpO2 "94" is %). Platelet counts are not among them: 250 and
+# 250000 are both written, and the unit decides.
+_UNIT_FIXED_BY_CODE: dict[str, str] = {
+    "egfr": "mL/min/{1.73_m2}",
+    "creatinine-clearance": "mL/min",
+    "spo2": "%",
+    "pain-nrs": "{score}",
+    "inr": "{INR}",
+    "t-score": "{T-score}",
+}
+
+
+def _numeric(resource: JsonObject, kind: LabKind) -> _Reading | None:
     """The numeric value of an Observation (or component): valueQuantity (with its comparator),
     valueInteger, or a number written in valueString."""
     quantity = obj(resource.get("valueQuantity"))
@@ -153,13 +171,21 @@ def _numeric(resource: JsonObject) -> _Reading | None:
     if isinstance(integer, int) and not isinstance(integer, bool):
         return _Reading(float(integer), None, [""])  # scores are often sent as plain integers
     words = text(resource.get("valueString"))
+    if words:
+        while (trimmed := _TRAILING_FLAG.sub("", words)) != words:
+            words = trimmed
     match = _NUMERIC_STRING.match(words) if words else None
     if match is None:
         return None
-    unit = (match.group("unit") or "").strip()
-    return _Reading(
-        float(match.group("num").replace(",", ".")), _COMPARATORS.get(match.group("cmp") or ""), [unit]
-    )
+    number = match.group("num")
+    # "150,000" is a thousands separator; "1,7" a decimal comma.
+    number = number.replace(",", "") if _THOUSANDS.match(number) else number.replace(",", ".")
+    unit = (match.group("unit") or "").strip().replace(" ", "")
+    if kind == "pain-nrs" and unit.replace(" ", "") in ("/10", "out of 10"):
+        unit = ""  # "7/10": the scale, not a unit
+    if not unit:
+        unit = _UNIT_FIXED_BY_CODE.get(kind, "")
+    return _Reading(float(number), _COMPARATORS.get(match.group("cmp") or ""), [unit])
 
 
 def _has_value(resource: JsonObject) -> bool:
@@ -214,7 +240,7 @@ def _result(
         return None
     display = concept_text(resource.get("code")) or kind
     evidence = Evidence(reference=reference, display=display, recorded=effective)
-    reading = _numeric(resource)
+    reading = _numeric(resource, kind)
     if kind == "pregnancy-status" or (kind == "hcg" and reading is None):
         result = _qualitative(kind, resource, evidence, effective)
         if result is None and _has_value(resource):
@@ -223,7 +249,11 @@ def _result(
             )
         return result
     if reading is None:
-        if _has_value(resource):
+        if resource.get("dataAbsentReason") and kind in NEWEST_ONLY_KINDS:
+            unreadable.append(
+                Unreadable(kind="lab", reference=reference, what=f"newest {kind} result has no value")
+            )
+        elif _has_value(resource):
             unreadable.append(
                 Unreadable(
                     kind="lab", reference=reference, what=f"{kind} value is not a number the service reads"

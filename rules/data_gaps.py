@@ -40,7 +40,7 @@ CHECKS_NEEDING: dict[DataCategory, tuple[str, ...]] = {
 }
 
 
-_KIND_WORDS = {"medication": "active medication", "lab": "newest lab result", "condition": "condition entry"}
+_KIND_WORDS = {"medication": "active medication", "lab": "lab result", "condition": "condition entry"}
 
 
 def _kinds(unread: Sequence[Unreadable]) -> str:

@@ -100,6 +100,16 @@ _ALL = (
         url="https://doi.org/10.1007/s00068-010-0050-9",
     ),
     Source(
+        id="S19",
+        label="CDS Hooks sandbox, PAMA imaging screen: procedure codes offered (pama-procedure-codes.json)",
+        url="https://github.com/cds-hooks/sandbox/blob/master/src/assets/pama-procedure-codes.json",
+    ),
+    Source(
+        id="S20",
+        label="AMA CPT, Radiology: radiologic examination of the spine (72020-72120)",
+        url="https://www.ama-assn.org/practice-management/cpt",
+    ),
+    Source(
         id="INSTITUTIONAL",
         label="Institutional default (no guideline states this figure; review locally)",
         url=None,  # nothing public to point at: named in the detail, never linked

@@ -270,6 +270,27 @@ class HoldIntervals(BaseModel):
     )
 
 
+_AT_LEAST = "{high} must be at least {low}"
+ORDERED_PAIRS: tuple[tuple[str, str, str], ...] = (
+    # (the lower, the higher, the message): pairs where one must not be below the other, checked
+    # together so that a change to either is refused with both named (clinical-rules.md §6, §2, §3).
+    ("inr_warning_max", "inr_critical_max", _AT_LEAST),  # a warning on the safe side of critical
+    ("max_levels_severe_lung", "max_levels_per_session", "{low} must not exceed {high}"),
+    ("pain_nrs_min_outpatient", "pain_nrs_min_inpatient", _AT_LEAST),
+    # each DOAC's hold at low renal function is at least its hold at normal function
+    ("hold_intervals.apixaban_hold_days", "hold_intervals.apixaban_low_crcl_hold_days", _AT_LEAST),
+    ("hold_intervals.rivaroxaban_hold_days", "hold_intervals.rivaroxaban_low_crcl_hold_days", _AT_LEAST),
+    ("hold_intervals.dabigatran_hold_days", "hold_intervals.dabigatran_moderate_crcl_hold_days", _AT_LEAST),
+    (
+        "hold_intervals.dabigatran_moderate_crcl_hold_days",
+        "hold_intervals.dabigatran_low_crcl_hold_days",
+        _AT_LEAST,
+    ),
+    # a therapeutic LMWH dose is held at least as long as a prophylactic one
+    ("hold_intervals.lmwh_prophylactic_hold_hours", "hold_intervals.lmwh_therapeutic_hold_hours", _AT_LEAST),
+)
+
+
 class Thresholds(BaseModel):
     """The rule thresholds in force; a version of these is stored for every change."""
 
@@ -487,12 +508,9 @@ class Thresholds(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Thresholds:
         problems: list[str] = []
-        if self.inr_critical_max < self.inr_warning_max:
-            problems.append("inr_critical_max must be at least inr_warning_max")
-        if self.max_levels_severe_lung > self.max_levels_per_session:
-            problems.append("max_levels_severe_lung must not exceed max_levels_per_session")
-        if self.pain_nrs_min_inpatient < self.pain_nrs_min_outpatient:
-            problems.append("pain_nrs_min_inpatient must be at least pain_nrs_min_outpatient")
+        for low, high, message in ORDERED_PAIRS:
+            if self._value(high) < self._value(low):
+                problems.append(message.format(low=low, high=high))
         unknown = sorted(set(self.rules) - set(RULE_IDS))
         if unknown:
             problems.append(f"unknown rule ids in rules: {', '.join(unknown)}")
@@ -502,6 +520,12 @@ class Thresholds(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _value(self, path: str) -> float:
+        node: Any = self
+        for name in path.split("."):
+            node = getattr(node, name)
+        return float(node)
 
     def rule(self, rule_id: str) -> RuleSetting:
         return self.rules.get(rule_id, _RULE_AS_SHIPPED)

@@ -77,9 +77,10 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def _restore_vcds_environment() -> Iterator[None]:
     """The CLI writes VCDS_ variables for its workers (serve, demo); put the environment back after
     every test so no setting leaks into the next one."""
-    saved = {key: value for key, value in os.environ.items() if key.startswith("VCDS_")}
+    prefixes = ("VCDS_", "VERTEBRAL_CDS_")  # VERTEBRAL_CDS_STARTUP_WARNINGS_LOGGED: set by `serve`
+    saved = {key: value for key, value in os.environ.items() if key.startswith(prefixes)}
     yield
-    for key in [k for k in os.environ if k.startswith("VCDS_")]:
+    for key in [k for k in os.environ if k.startswith(prefixes)]:
         if key not in saved:
             del os.environ[key]
     os.environ.update(saved)

@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from cds_service.admin import Admin, AdminContext, AdminError, Editor, Viewer
-from cds_service.admin_auth import Principal, clean_name
+from cds_service.admin_auth import Principal
 from cds_service.analytics import Period, as_csv
 from cds_service.audit import entries
 from cds_service.responses import json_response
@@ -121,8 +121,10 @@ def _conflict(current: int | None) -> AdminError:
 
 
 def _actor_name(body: dict[str, Any], principal: Principal) -> str:
-    author = body.get("author")
-    return clean_name(author if isinstance(author, str) else None, principal.name)
+    """Who the audit log and the version history name: the authenticated principal, always. A body's
+    `author` is the caller's claim and is ignored (a shared API token would let anyone be anyone)."""
+    del body
+    return principal.name
 
 
 @router.get("/whoami")

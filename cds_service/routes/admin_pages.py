@@ -88,7 +88,7 @@ def _secure(request: Request, admin: AdminContext) -> bool:
 
 def _principal(request: Request) -> Principal:
     admin = admin_context(request)
-    principal = admin.auth.read_session(request.cookies.get(SESSION_COOKIE))
+    principal = admin.session(request.cookies.get(SESSION_COOKIE))
     if principal is None:
         raise _NeedsLogin
     return principal
@@ -221,7 +221,7 @@ def _base_version(form: Submitted) -> int | None:
 @router.get("/login")
 def login_page(request: Request) -> Response:
     admin = admin_context(request)
-    if admin.auth.read_session(request.cookies.get(SESSION_COOKIE)) is not None:
+    if admin.session(request.cookies.get(SESSION_COOKIE)) is not None:
         return _redirect("/admin")
     return _login_form(request, admin)
 
@@ -300,6 +300,7 @@ async def logout(request: Request) -> Response:
     principal = _principal(request)
     await _checked_form(request, principal)
     admin = admin_context(request)
+    await run_in_threadpool(admin.end_session, principal)  # the cookie is refused from now on, everywhere
     await run_in_threadpool(admin.audit, principal.actor(), "logout", {"via": "form"})
     response = _redirect("/admin/login")
     response.delete_cookie(SESSION_COOKIE, path="/admin")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -16,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from cds_service.call_deadline import CallDeadline
 from cds_service.discovery import SERVICES_BY_ID, ServiceDefinition, discovery_document
 from cds_service.errors import (
     BadRequest,
@@ -111,12 +113,6 @@ def _hook_limiter(request: Request) -> anyio.CapacityLimiter:
     return limiter
 
 
-def _small(request: Request) -> bool:
-    """A declared body size under the threshold above which parsing, too, moves off the event loop."""
-    declared = request.headers.get("content-length")
-    return declared is not None and declared.isdigit() and int(declared) <= _PARSE_IN_THREAD_BYTES
-
-
 def _note_hook_instance(request: Request, body: Any) -> None:
     """Keep a valid hookInstance for the request log line (it correlates with the EHR's logs)."""
     value = body.get("hookInstance") if isinstance(body, dict) else None
@@ -127,7 +123,8 @@ def _note_hook_instance(request: Request, body: Any) -> None:
 
 @router.get("/cds-services", dependencies=[Depends(discovery_client)])
 def discovery(request: Request) -> Response:
-    return json_response(discovery_document(request.app.state.codesets))
+    settings = request.app.state.settings
+    return json_response(discovery_document(request.app.state.codesets, settings.demo_imaging_stand_in))
 
 
 @router.post(
@@ -140,25 +137,22 @@ async def call_service(service_id: str, request: Request) -> Response:
     body = await read_json_body(request)
     _note_hook_instance(request, body)
     flow: HookFlow = request.app.state.flow
-    hook_request = flow.parse(service, body)
-    if _small(request) and not flow.fetches(hook_request):
-        # All data came with the request: the call is a few milliseconds of CPU (and one SQLite row).
-        # Here it costs less than in a worker thread, where it would contend with the event loop for the
-        # GIL and wait up to a switch interval (5 ms) at each release (`python -m bench`).
-        return _answer(flow.answer(service, body, hook_request))
     settings: Settings = request.app.state.settings
-    deadline = settings.hook_deadline_seconds or settings.fetch_deadline_seconds + 5.0
+    # One path for every call, however small or prefetched: under the concurrency cap, within the
+    # deadline, off the event loop (the parse too: a large body is CPU).
+    deadline = CallDeadline(settings.hook_deadline_seconds or settings.fetch_deadline_seconds + 5.0)
     try:
-        with anyio.fail_after(deadline):
-            # abandon_on_cancel: past the deadline, answer now; the worker thread ends on its own
-            # (its FHIR fetches have their own, shorter, deadline)
+        with anyio.fail_after(max(0.0, deadline.at - time.monotonic())):
+            # abandon_on_cancel: past the deadline, answer now; the worker thread stops at its next
+            # check of `deadline` (and its FHIR fetches have the same deadline)
             result = await anyio.to_thread.run_sync(
-                functools.partial(flow.answer, service, body, hook_request),
+                functools.partial(flow.answer, service, body, None, deadline),
                 abandon_on_cancel=True,
                 limiter=_hook_limiter(request),
             )
     except TimeoutError as error:
-        raise DeadlineExceeded(f"The hook call did not finish within {deadline:g} s") from error
+        deadline.cancel()
+        raise DeadlineExceeded(f"The hook call did not finish within {deadline.seconds:g} s") from error
     return _answer(result)
 
 

@@ -4,6 +4,7 @@ ETag gets 412 and changes nothing; rollback makes a new version; every change an
 
 from __future__ import annotations
 
+import copy
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from cds_service.threshold_fields import field_specs
-from rules.thresholds import DEFAULT_THRESHOLDS, RULE_IDS
+from rules.thresholds import DEFAULT_THRESHOLDS, ORDERED_PAIRS, RULE_IDS
 from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER, VIEWER_TOKEN, make_admin_app
 from tests.support.app import client_for, make_app, sample
 
@@ -216,6 +217,37 @@ def test_invalid_values_get_422_with_a_message_per_field_and_change_nothing(
     assert current(api)[1] == '"thresholds-v1"'
 
 
+def _with(values: dict[str, Any], path: str, value: float) -> dict[str, Any]:
+    changed = copy.deepcopy(values)
+    node = changed
+    *parents, last = path.split(".")
+    for name in parents:
+        node = node[name]
+    node[last] = int(value) if isinstance(node[last], int) else value
+    return changed
+
+
+def _get(values: dict[str, Any], path: str) -> float:
+    node: Any = values
+    for name in path.split("."):
+        node = node[name]
+    return float(node)
+
+
+@pytest.mark.parametrize(("low", "high"), [(low, high) for low, high, _ in ORDERED_PAIRS])
+def test_an_inverted_pair_is_refused_with_both_fields_named(api: TestClient, low: str, high: str) -> None:
+    values, etag = current(api)
+    inversions = [_with(values, low, _get(values, high) + 1), _with(values, high, _get(values, low) - 1)]
+    named: list[set[str]] = []
+    for inverted in inversions:
+        response = put(api, inverted, etag)
+        assert response.status_code == 422
+        named.append({e["field"] for e in response.json()["errors"]})
+    assert {low, high} in named  # one inversion within each field's own range names exactly the two
+    assert all({low, high} <= fields or len(fields) == 1 for fields in named)
+    assert current(api)[1] == '"thresholds-v1"'
+
+
 def test_a_negative_hold_interval_is_refused(api: TestClient) -> None:
     values, etag = current(api)
     holds = {**values["hold_intervals"], "warfarin_hold_days": -1}
@@ -261,7 +293,7 @@ def test_two_editors_one_wins_the_other_gets_a_conflict_and_nothing_is_lost(api:
     assert merged.status_code == 200
     values, _ = current(api)
     assert (values["max_levels_severe_lung"], values["inr_warning_max"]) == (3, 1.4)
-    assert [e["actor"] for e in audit(api) if e["action"] == "thresholds-update"] == ["Bob", "Alice"]
+    assert [e["actor"] for e in audit(api) if e["action"] == "thresholds-update"] == ["api-editor"] * 2
 
 
 def test_editors_racing_on_one_etag_make_exactly_one_version(api: TestClient) -> None:
@@ -375,7 +407,7 @@ def test_rollback_makes_a_new_version_equal_to_an_old_one(api: TestClient) -> No
     entry = audit(api)[0]
     assert (entry["action"], entry["actor"], entry["detail"]["rollbackOf"]) == (
         "thresholds-rollback",
-        "Carol",
+        "api-editor",
         1,
     )
     assert len(entry["detail"]["changes"]) == 3
@@ -400,12 +432,29 @@ def test_rollback_needs_a_fresh_etag_a_known_version_and_a_reason(api: TestClien
 # --------------------------------------------------------------------------- audit
 
 
+def test_a_body_author_never_reaches_the_audit_log_or_the_history(api: TestClient) -> None:
+    values, etag = current(api)
+    saved = put(api, {**values, "conservative_care_min_weeks": 6}, etag, "r", author="Somebody Else")
+    assert saved.status_code == 200
+    _, etag = current(api)
+    rolled = api.post(
+        "/admin/api/thresholds/rollback",
+        headers={**EDITOR, "If-Match": etag},
+        json={"version": 1, "reason": "back", "author": "Somebody Else"},
+    )
+    assert rolled.status_code == 200
+    history = api.get("/admin/api/thresholds/history", headers=VIEWER).json()["versions"]
+    everything = str(audit(api)) + str(history)
+    assert "Somebody Else" not in everything
+    assert [v["author"] for v in history[:2]] == ["api-editor", "api-editor"]
+
+
 def test_every_change_is_audited_with_actor_reason_and_what_changed(api: TestClient) -> None:
     values, etag = current(api)
     put(api, {**values, "conservative_care_min_weeks": 6}, etag, "payer asks for 6 weeks", author="Dr. Diaz")
     entry = audit(api)[0]
     assert entry["action"] == "thresholds-update"
-    assert (entry["actor"], entry["role"]) == ("Dr. Diaz", "editor")
+    assert (entry["actor"], entry["role"]) == ("api-editor", "editor")
     assert entry["detail"] == {
         "version": 2,
         "basedOn": 1,

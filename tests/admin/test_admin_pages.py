@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from cds_service.admin_auth import SESSION_COOKIE
 from cds_service.threshold_fields import field_specs, flatten
 from rules.thresholds import DEFAULT_THRESHOLDS, RULE_IDS
-from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER_TOKEN
+from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER_TOKEN, make_admin_app
 from tests.support.app import client_for, make_app, sample
 
 SELECT = "/cds-services/vertebral-augmentation-select"
@@ -139,6 +139,33 @@ def test_logging_out_ends_the_session(admin_app: FastAPI) -> None:
     response = client.post("/admin/logout", data={"csrf": hidden(page.text, "csrf")}, follow_redirects=False)
     assert response.status_code == 303
     assert client.get("/admin", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_logged_out_cookie_is_refused_by_every_worker(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Server-side logout: the cookie's value, replayed after logout, is refused by the app that logged
+    it out and by another one on the same database (another worker or replica)."""
+    settings: dict[str, Any] = {"admin_session_secret": "s" * 32}
+    if backend == "postgresql":
+        settings["database_url"] = request.getfixturevalue("pg_url")
+    one = make_admin_app(tmp_path, **settings)
+    other = make_admin_app(tmp_path, **settings)
+    client = logged_in(one)
+    cookie = client.cookies[SESSION_COOKIE]
+    with client_for(other) as second:
+        second.cookies.set(SESSION_COOKIE, cookie, path="/admin")
+        assert second.get("/admin", follow_redirects=False).status_code == 200  # valid on both before
+        page = client.get("/admin")
+        logout = client.post(
+            "/admin/logout", data={"csrf": hidden(page.text, "csrf")}, follow_redirects=False
+        )
+        assert logout.status_code == 303
+        assert second.get("/admin", follow_redirects=False).status_code == 303
+    with client_for(one) as replay:
+        replay.cookies.set(SESSION_COOKIE, cookie, path="/admin")
+        assert replay.get("/admin", follow_redirects=False).status_code == 303
 
 
 # --------------------------------------------------------------------------- the thresholds page

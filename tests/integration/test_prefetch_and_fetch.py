@@ -740,3 +740,53 @@ def test_stalled_answers_do_not_starve_later_fetches(
     assert all(result.error for result in stalled.values())  # the stalled queries fail, as they should
     assert later["conditions"].error is None, later["conditions"].error
     assert healthy.paths == ["/fhir/Condition?patient=p0"]
+
+
+# --- SMART scopes (CDS Hooks 3.0 readiness): v2 letters beside v1 words ------------------------------
+
+ALL_TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement")
+ALL_TYPES += ("AllergyIntolerance", "DiagnosticReport", "ImagingStudy", "Procedure", "Encounter")
+
+
+def _with_scope(body: dict[str, Any], scope: str) -> dict[str, Any]:
+    body["fhirAuthorization"]["scope"] = scope
+    return body
+
+
+@needs_synthea
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "patient/*.read",  # SMART v1
+        "patient/*.rs",  # SMART v2
+        "launch/patient openid " + " ".join(f"patient/{t}.rs" for t in ALL_TYPES),  # v2, per type
+        " ".join(f"user/{t}.read" for t in ALL_TYPES),  # v1, per type
+    ],
+)
+def test_smart_v1_and_v2_scopes_that_cover_every_type_let_every_key_be_fetched(
+    service: Service, fhir_server: FhirServer, patient_id: str, scope: str
+) -> None:
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, access_token="any-token"
+    )
+    response = service.call(_with_scope(body, scope))
+
+    assert response.status_code == 200, response.text
+    assert sorted(service.stored_data(body["hookInstance"])["fetched"]) == sorted(FETCHABLE)
+
+
+@needs_synthea
+@pytest.mark.parametrize("observation_scope", ["", "patient/Observation.c", "patient/Observation.write"])
+def test_a_scope_without_read_on_observations_fetches_everything_else(
+    service: Service, fhir_server: FhirServer, patient_id: str, observation_scope: str
+) -> None:
+    others = " ".join(f"patient/{t}.rs" for t in ALL_TYPES if t != "Observation")
+    body = order_select(
+        patient_id, kyphoplasty(patient_id), fhir_server=fhir_server.base_url, access_token="any-token"
+    )
+    response = service.call(_with_scope(body, f"{others} {observation_scope}".strip()))
+
+    assert response.status_code == 200, response.text
+    fetched = service.stored_data(body["hookInstance"])["fetched"]
+    assert sorted(fetched) == sorted(set(FETCHABLE) - {"observations"})
+    assert "data-unavailable" in rule_ids(response)

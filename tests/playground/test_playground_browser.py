@@ -126,7 +126,7 @@ def test_a_clinician_builds_an_order_for_the_copd_patient_sees_the_warning_and_a
     assert stored["copd-multilevel"]["card_uuid"] == card_uuid
     assert json.loads(stored["copd-multilevel"]["accepted_suggestions"]) == [suggestion_uuid]
     assert stored["eligibility"]["outcome"] == "overridden"
-    assert stored["eligibility"]["override_reason_code"] == "already-addressed"
+    assert stored["eligibility"]["override_reason_code"] == "action-completed"  # CDS Hooks 3.0 code
 
     problems = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert problems == [], "console errors (a CSP violation, say)"

@@ -16,7 +16,9 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @contextmanager
-def headless_chromium(profile_dir: Path, window: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def headless_chromium(
+    profile_dir: Path, window: str, monkeypatch: pytest.MonkeyPatch, extra_flags: tuple[str, ...] = ()
+) -> Iterator[Any]:
     """A fresh browser; skips without Chromium, except under CI=true, where that is an error."""
     if CHROMIUM is None or CHROMEDRIVER is None:
         reason = (
@@ -44,6 +46,7 @@ def headless_chromium(profile_dir: Path, window: str, monkeypatch: pytest.Monkey
         "--disable-dev-shm-usage",
         f"--window-size={window}",
         f"--user-data-dir={profile_dir}",
+        *extra_flags,
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors, CSP violations

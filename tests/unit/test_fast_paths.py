@@ -75,12 +75,14 @@ def test_a_malformed_newest_result_is_reported_and_the_next_newest_is_used() -> 
     assert [issue.reference for issue in issues] == ["Observation/inr-new"]
 
 
-def test_a_newest_result_without_a_value_gives_way_to_the_next_one() -> None:
+def test_a_newest_result_without_a_value_does_not_give_way_to_an_older_one() -> None:
+    # Issue 15: the older count must not pass for the current one; the empty newest result is listed
+    # in the data-unavailable card instead (tests/unit/test_lab_value_strings.py).
     labs, _ = mapped(
         observation("plt-old", "777-3", "2026-06-01", value=240, unit="10*3/uL"),
         observation("plt-new", "777-3", "2026-11-01", value=None, dataAbsentReason={"text": "clotted"}),
     )
-    assert labs == [("platelets", "Observation/plt-old")]
+    assert labs == []
 
 
 def test_every_result_of_a_kind_read_over_a_window_is_kept() -> None:

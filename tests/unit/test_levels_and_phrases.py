@@ -63,6 +63,9 @@ def test_history_never_adds_levels(text: str, levels: list[str]) -> None:
         ("Sacroplasty", False, True),
         ("Cementoplasty of the iliac bone", False, True),
         ("Cementoplasty, site to be confirmed", False, False),
+        ("Balloon kyphoplasty", True, False),
+        ("Percutaneous vertebroplasty", True, False),
+        ("Kyphoplasty of the sacrum", True, True),
     ],
 )
 def test_order_text_must_name_a_vertebral_site(text: str, vertebral: bool, other_bone: bool) -> None:
@@ -94,6 +97,8 @@ def test_order_text_must_name_a_vertebral_site(text: str, vertebral: bool, other
         ("thrombocytopenia", {"coagulopathy"}),
         ("cord compression at T12 but no myelopathy", {"neurologic-compromise"}),
         ("Osteoporosis", set()),
+        ("Screening for pregnancy", set()),
+        ("At risk for sepsis", set()),
     ],
 )
 def test_free_text_groups_with_negation_and_history(text: str, groups: set[str]) -> None:
