@@ -41,6 +41,7 @@ _REASONS: dict[str, tuple[str, str, str]] = {
 _REASONS_BY_RULE: dict[str, tuple[str, ...]] = {
     "anticoagulant-active": ("already-addressed", "will-address-before-procedure", "record-incorrect"),
     "antiplatelet-active": ("benefit-outweighs-risk", "already-addressed", "record-incorrect"),
+    "multiple-antithrombotics": ("already-addressed", "will-address-before-procedure", "record-incorrect"),
     "eligibility": ("already-addressed", "record-incorrect", "benefit-outweighs-risk"),
     "data-unavailable": ("already-addressed", "will-address-before-procedure"),
 }
@@ -88,9 +89,11 @@ def _extension(finding: Finding, evaluation: Evaluation) -> dict[str, Any]:
 
 @functools.cache
 def _link(source_id: str) -> Link | None:
-    """A card link to a source with a public address (fixed per source; the model is frozen)."""
+    """A card link to a source with a public address (fixed per source; the model is frozen). The
+    label is the source's whole label, the same words as the card's `source`: a cut label named a
+    different-looking document than the one the link opens."""
     cited = source(source_id)
-    return Link(label=cited.label[:80], url=cited.url, type="absolute") if cited.url else None
+    return Link(label=cited.label, url=cited.url, type="absolute") if cited.url else None
 
 
 def _with_ids(suggestions: list[Suggestion], new_id: IdFactory) -> tuple[Suggestion, ...]:

@@ -157,8 +157,16 @@ def suggestions_for(finding: Finding, ctx: OrderContext) -> list[Suggestion]:
     if rule in ("platelets-low", "bleeding-disorder"):
         return [_create("Hematology consultation", (_consult("Hematology"),), ctx, reason, recommended=True)]
     if rule == "antiplatelet-active" and not finding.values.get("aspirin_only"):
+        if finding.values.get("combined"):
+            return []  # the combined-antithrombotic card offers the cardiology review of the whole plan
         return [
             _create("Cardiology review of antiplatelet hold", (_consult("Cardiology"),), ctx, reason, True)
+        ]
+    if rule == "multiple-antithrombotics":
+        return [
+            _create(
+                "Cardiology review of the antithrombotic plan", (_consult("Cardiology"),), ctx, reason, True
+            )
         ]
     if rule in ("spinal-infection", "systemic-infection"):
         return [

@@ -21,7 +21,8 @@ from cds_service.tables import CardRow, FeedbackRow
 
 def _dedupe_key(service_id: str, item: FeedbackItem) -> str:
     accepted = ",".join(sorted(s.id for s in item.accepted_suggestions or []))
-    reason = item.override_reason.reason.code if item.override_reason and item.override_reason.reason else ""
+    given = item.reason
+    reason = given.reason.code if given and given.reason else ""
     raw = "|".join((service_id, item.card, item.outcome, item.outcome_timestamp, accepted, reason))
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
@@ -38,7 +39,8 @@ def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> 
                     duplicate += 1
                     continue
                 card = session.get(CardRow, item.card)
-                reason = item.override_reason.reason if item.override_reason else None
+                given = item.reason  # overrideReason, Epic's overrideReasons or its reason extension
+                reason = given.reason if given else None
                 session.add(
                     FeedbackRow(
                         dedupe_key=key,
@@ -51,7 +53,8 @@ def store_feedback(db: Database, service_id: str, items: list[FeedbackItem]) -> 
                         accepted_suggestions=[s.id for s in item.accepted_suggestions or []],
                         override_reason_system=reason.system if reason else None,
                         override_reason_code=reason.code if reason else None,
-                        has_user_comment=bool(item.override_reason and item.override_reason.user_comment),
+                        override_reason_display=reason.display[:256] if reason and reason.display else None,
+                        has_user_comment=bool(given and given.user_comment),
                         outcome_timestamp=datetime.fromisoformat(
                             item.outcome_timestamp.replace("Z", "+00:00")
                         ),

@@ -22,7 +22,7 @@ from cds_service.answer_cache import AnswerCache, CachedAnswer, answer_key
 from cds_service.call_deadline import CallDeadline
 from cds_service.database import Database
 from cds_service.discovery import PrefetchKey, ServiceDefinition
-from cds_service.errors import BadRequest
+from cds_service.errors import BadRequest, PreconditionFailed
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FhirFetcher
 from cds_service.hook_models import HookRequest
@@ -152,7 +152,11 @@ class HookFlow:
             if cached is not None:
                 return self._answer_again(cached, service, request, started)
         parsed = time.perf_counter()
-        mapped, stats = self._mapped_data(request, fetches, prefetch_key, deadline)
+        try:
+            mapped, stats = self._mapped_data(request, fetches, prefetch_key, deadline)
+        except PreconditionFailed:
+            check()  # fetches cut short by the call's deadline are a 503, not missing data
+            raise
         check()
         gathered = time.perf_counter()
         facts = facts_from(mapped, reading, as_of, self.codesets)

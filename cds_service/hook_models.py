@@ -13,9 +13,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-_USER_REFERENCE = re.compile(r"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\-.]{1,64}$")
-_RELATIVE_REFERENCE = re.compile(r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
+from fhir_mappings.parsing import MAX_ID_CHARS
+
+# FHIR limits ids to 64 characters, but Epic's unsigned-order ids are about 194-216 (`[A-Za-z0-9.-]`): ids
+# and references are read up to MAX_ID_CHARS, in FHIR's character set, everywhere the service reads them.
+_ID_CHARS = rf"[A-Za-z0-9\-.]{{1,{MAX_ID_CHARS}}}"
+_ID = re.compile(rf"^{_ID_CHARS}$")
+_USER_REFERENCE = re.compile(rf"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/{_ID_CHARS}$")
+_RELATIVE_REFERENCE = re.compile(rf"^[A-Z][A-Za-z]+/{_ID_CHARS}$")
 
 
 class _Lenient(BaseModel):
@@ -23,7 +28,9 @@ class _Lenient(BaseModel):
 
 
 class FhirAuthorization(_Lenient):
-    access_token: str = Field(min_length=1, repr=False)
+    access_token: str = Field(repr=False)
+    """May be empty: the Da Vinci CRD request generator sends `""` when its FHIR server needs no token
+    (read as "no token", see `HookRequest.access_token`)."""
     token_type: Literal["Bearer", "bearer"]
     expires_in: int = Field(ge=0)
     scope: str
@@ -56,7 +63,7 @@ class OrderContext(_Lenient):
     @classmethod
     def _bare_id(cls, value: str | None) -> str | None:
         if value is not None and not _ID.match(value):
-            raise ValueError("must be a bare FHIR id (letters, digits, '-', '.'; at most 64)")
+            raise ValueError(f"must be a bare FHIR id (letters, digits, '-', '.'; at most {MAX_ID_CHARS})")
         return value
 
     @field_validator("selections")
@@ -110,7 +117,8 @@ class HookRequest(_Lenient):
 
     @property
     def access_token(self) -> str | None:
-        return self.fhir_authorization.access_token if self.fhir_authorization else None
+        """The bearer token for `fhirServer`; an empty one is no token (the request goes without one)."""
+        return (self.fhir_authorization.access_token or None) if self.fhir_authorization else None
 
 
 # Every string that reaches a column is bounded here, at the column's length (tables.py): a longer one is
@@ -130,6 +138,59 @@ class AcceptedSuggestion(_Lenient):
     id: str = Field(min_length=1, max_length=128)
 
 
+def _coding(value: object) -> FeedbackCoding | None:
+    """A Coding (code and system) in whatever an extension holds: itself, `valueCoding`, `reason`, or the
+    first coding of a CodeableConcept (`valueCodeableConcept`, `coding`)."""
+    if not isinstance(value, dict):
+        return None
+    if isinstance(value.get("code"), str) and isinstance(value.get("system"), str):
+        try:
+            return FeedbackCoding.model_validate(value)
+        except ValueError:
+            return None
+    for name in ("valueCoding", "reason", "overrideReason", "valueCodeableConcept"):
+        found = _coding(value.get(name))
+        if found is not None:
+            return found
+    codings = value.get("coding")
+    if isinstance(codings, list):
+        return next((c for c in map(_coding, codings) if c is not None), None)
+    return None
+
+
+def _comment(value: object) -> str | None:
+    """A free-text comment next to an extension's reason (`userComment`, `comment`, `valueString`)."""
+    if isinstance(value, dict):
+        for name in ("userComment", "comment", "valueString"):
+            found = value.get(name)
+            if isinstance(found, str) and found.strip():
+                return found
+        for nested in value.values():
+            if isinstance(nested, dict | list) and (found := _comment(nested)):
+                return found
+    if isinstance(value, list):
+        return next((c for c in map(_comment, value) if c), None)
+    return None
+
+
+def _extension_reason(extension: object) -> OverrideReason | None:
+    """Epic's override reason built as a feedback extension. Its exact name is site- and version-specific
+    (inferred, not documented publicly): the first member of the `extension` object, or the first
+    FHIR-style `{url, valueCoding}` entry, that holds a Coding is read; a comment anywhere in it sets the
+    comment flag."""
+    members: list[object] = []
+    if isinstance(extension, dict):
+        members = list(extension.values())
+    elif isinstance(extension, list):
+        members = list(extension)
+    entries = [e for m in members for e in (m if isinstance(m, list) else [m])]
+    coding = next((c for c in map(_coding, entries) if c is not None), None)
+    comment = _comment(extension)
+    if coding is None and comment is None:
+        return None
+    return OverrideReason(reason=coding, userComment=comment)
+
+
 class FeedbackItem(_Lenient):
     card: str = Field(min_length=1, max_length=128)
     outcome: Literal["accepted", "overridden"]
@@ -137,6 +198,11 @@ class FeedbackItem(_Lenient):
         default=None, alias="acceptedSuggestions", max_length=100
     )
     override_reason: OverrideReason | None = Field(default=None, alias="overrideReason")
+    override_reasons: list[OverrideReason] | None = Field(
+        default=None, alias="overrideReasons", max_length=20
+    )
+    """Epic's plural form, `[{reason, userComment}]` (CDS Hooks names only the singular)."""
+    extension: dict[str, Any] | list[Any] | None = None
     outcome_timestamp: str = Field(alias="outcomeTimestamp", max_length=64)
 
     @field_validator("outcome_timestamp")
@@ -153,6 +219,21 @@ class FeedbackItem(_Lenient):
         if self.outcome == "accepted" and not self.accepted_suggestions:
             raise ValueError("acceptedSuggestions is required when outcome is accepted")
         return self
+
+    @property
+    def reason(self) -> OverrideReason | None:
+        """The override reason however the EHR sent it: `overrideReason` (CDS Hooks), else the first coded
+        `overrideReasons` item (Epic), else a coded reason in `extension` (Epic's reason extension). The
+        comment flag is set when any of them carries a comment."""
+        candidates = [self.override_reason, *(self.override_reasons or ())]
+        if self.extension is not None:
+            candidates.append(_extension_reason(self.extension))
+        present = [c for c in candidates if c is not None]
+        coded = next((c for c in present if c.reason is not None), None)
+        commented = next((c.user_comment for c in present if c.user_comment), None)
+        if coded is None and commented is None:
+            return None
+        return OverrideReason(reason=coded.reason if coded else None, userComment=commented)
 
 
 class FeedbackRequest(_Lenient):

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_FHIR_ID = "^[A-Za-z0-9\\-.]{1,64}$"
-_USER_REFERENCE = "^(Practitioner|PractitionerRole|Patient|RelatedPerson)/[A-Za-z0-9\\-.]{1,64}$"
-_RELATIVE_REFERENCE = "^[A-Z][A-Za-z]+/[A-Za-z0-9\\-.]{1,64}$"
+from fhir_mappings.parsing import MAX_ID_CHARS
+
+_ID_CHARS = f"[A-Za-z0-9\\-.]{{1,{MAX_ID_CHARS}}}"  # Epic's unsigned-order ids exceed FHIR's 64
+_FHIR_ID = f"^{_ID_CHARS}$"
+_USER_REFERENCE = f"^(Practitioner|PractitionerRole|Patient|RelatedPerson)/{_ID_CHARS}$"
+_RELATIVE_REFERENCE = f"^[A-Z][A-Za-z]+/{_ID_CHARS}$"
 
 _RESOURCE: dict[str, Any] = {
     "type": "object",
@@ -45,7 +48,7 @@ HOOK_REQUEST_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["access_token", "token_type", "expires_in", "scope", "subject"],
             "properties": {
-                "access_token": {"type": "string", "minLength": 1},
+                "access_token": {"type": "string"},
                 "token_type": {"type": "string", "enum": ["Bearer"]},
                 "expires_in": {"type": "integer", "minimum": 0},
                 "scope": {"type": "string"},
@@ -72,6 +75,22 @@ HOOK_REQUEST_SCHEMA: dict[str, Any] = {
     },
 }
 
+_OVERRIDE_REASON: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "reason": {
+            "type": "object",
+            "required": ["code", "system"],
+            "properties": {
+                "code": {"type": "string", "minLength": 1},
+                "system": {"type": "string", "minLength": 1},
+                "display": {"type": "string"},
+            },
+        },
+        "userComment": {"type": "string"},
+    },
+}
+
 FEEDBACK_REQUEST_SCHEMA: dict[str, Any] = {
     "title": "CDS Hooks 2.0 feedback",
     "type": "object",
@@ -95,20 +114,16 @@ FEEDBACK_REQUEST_SCHEMA: dict[str, Any] = {
                             "properties": {"id": {"type": "string", "minLength": 1}},
                         },
                     },
-                    "overrideReason": {
+                    "overrideReason": _OVERRIDE_REASON,
+                    "overrideReasons": {
+                        "type": "array",
+                        "maxItems": 20,
+                        "items": _OVERRIDE_REASON,
+                        "description": "Epic's plural form; read like overrideReason (its first coded item).",
+                    },
+                    "extension": {
                         "type": "object",
-                        "properties": {
-                            "reason": {
-                                "type": "object",
-                                "required": ["code", "system"],
-                                "properties": {
-                                    "code": {"type": "string", "minLength": 1},
-                                    "system": {"type": "string", "minLength": 1},
-                                    "display": {"type": "string"},
-                                },
-                            },
-                            "userComment": {"type": "string"},
-                        },
+                        "description": "Epic's override reason extension: the first Coding in it is read.",
                     },
                     "outcomeTimestamp": {"type": "string", "format": "date-time"},
                 },

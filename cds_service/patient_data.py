@@ -1,8 +1,11 @@
 """Gather the patient's data: prefetch first, then the FHIR server for what is missing (CDS Hooks §Prefetch).
 
 - key present with data: used (and its `next` pages followed on the FHIR server);
-- key present with `null`: the EHR has no such data;
-- key present with an OperationOutcome, or absent: fetched from `fhirServer`;
+- key present with `null`, or with a "no results" Bundle (only OperationOutcomes, every issue a warning or
+  information, as Epic answers an empty search with code 4101): the EHR has no such data;
+- key present with an error OperationOutcome, or absent: fetched from `fhirServer`;
+- resources under keys the service never asked for (an analyst's own names, e.g. `medications`): used by
+  their type, and a discovery key whose type came that way is not fetched (discovery stays the contract);
 - a category that can be had neither way: a gap, said in a `data-unavailable` card;
 - nothing clinical at all: 412.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from cds_service import metrics
 from cds_service.discovery import PrefetchKey
@@ -77,23 +80,50 @@ def fetch_query(key: PrefetchKey, request: HookRequest) -> str:
     return f"{query}&_count={FETCH_PAGE_SIZE}" if "?" in query else query
 
 
-def _is_error(value: dict[str, Any]) -> bool:
-    """An OperationOutcome, or a Bundle of nothing but OperationOutcomes (stops at the first other entry)."""
+_NOT_ERRORS = frozenset({"warning", "information"})
+
+
+def _list(value: object) -> list[Any]:
+    """A JSON array, or nothing: any other value where an array belongs reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def _outcome_only(value: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The OperationOutcomes of a value made of nothing else (itself, or a Bundle's every entry), or None
+    when it holds anything else (stops at the first other entry)."""
     resource_type = value.get("resourceType")
     if resource_type == "OperationOutcome":
-        return True
+        return [value]
     if resource_type != "Bundle":
-        return False
-    outcomes = False
-    entries = value.get("entry")
-    for entry in entries if isinstance(entries, list) else ():
+        return None
+    outcomes = []
+    for entry in _list(value.get("entry")):
         if not isinstance(entry, dict):
             continue
         resource = entry.get("resource")
         if not isinstance(resource, dict) or resource.get("resourceType") != "OperationOutcome":
-            return False
-        outcomes = True
-    return outcomes
+            return None
+        outcomes.append(resource)
+    return outcomes or None
+
+
+def _no_results(outcome: dict[str, Any]) -> bool:
+    """An OperationOutcome that only warns or informs (Epic's 4101 "no results"): not a failure."""
+    issues = [i for i in _list(outcome.get("issue")) if isinstance(i, dict)]
+    return bool(issues) and all(i.get("severity") in _NOT_ERRORS for i in issues)
+
+
+def _classify(value: dict[str, Any]) -> Literal["data", "empty", "error"]:
+    """A prefetched value: data; a search Bundle that found nothing and says so with warning or information
+    outcomes (Epic's 4101, `search.mode: outcome`); or an error (any other OperationOutcome, bare or in a
+    Bundle of nothing else: fetched again). A bare OperationOutcome is an error whatever its severity: a
+    search answers with a Bundle."""
+    outcomes = _outcome_only(value)
+    if outcomes is None:
+        return "data"
+    if value.get("resourceType") == "Bundle" and all(_no_results(o) for o in outcomes):
+        return "empty"
+    return "error"
 
 
 def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
@@ -101,27 +131,90 @@ def _entry_resources(value: dict[str, Any]) -> Iterator[Any]:
     if value.get("resourceType") != "Bundle":
         yield value
         return
-    entries = value.get("entry")
-    for entry in entries if isinstance(entries, list) else ():
+    for entry in _list(value.get("entry")):
         if isinstance(entry, dict):
             yield entry.get("resource")
 
 
-Arrival = Literal["not-asked", "null", "data", "error", "absent"]
+def _primary_types(key: PrefetchKey) -> frozenset[str]:
+    """The types that answer a key (Medication comes with a medication search, but never answers one)."""
+    return key.resource_types - {"Medication"}
 
 
-def _arrival(key: PrefetchKey, request: HookRequest) -> Arrival:
-    """How a key came in the request: not asked (needs an encounter the call has not), `null` (no
-    data), data, an error (OperationOutcome: fetch it), or absent (fetch it)."""
+def _self_link_type(value: dict[str, Any]) -> str | None:
+    """The resource type a search Bundle was for, from its `self` link (`.../MedicationRequest?...`)."""
+    for link in _list(value.get("link")):
+        if isinstance(link, dict) and link.get("relation") == "self" and isinstance(link.get("url"), str):
+            try:
+                path = urlsplit(link["url"]).path.rstrip("/")
+            except ValueError:  # an unparseable link names no type
+                return None
+            name = path.rsplit("/", 1)[-1]
+            return name if name[:1].isupper() and name.isalpha() else None
+    return None
+
+
+@dataclass(frozen=True)
+class _OtherKeys:
+    """What came under prefetch keys the service never asked for: the resources of the types it reads, and
+    the discovery keys those types (or an empty search for them) answer."""
+
+    resources: tuple[dict[str, Any], ...] = ()
+    answered: frozenset[str] = frozenset()
+    empty: frozenset[str] = frozenset()
+    """Discovery keys whose type came back as an empty search (a 4101 bundle's `self` link names it)."""
+
+
+def _other_keys(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> _OtherKeys:
+    prefetch = request.prefetch or {}
+    known = {k.key for k in keys}
+    other = [v for name, v in prefetch.items() if name not in known and isinstance(v, dict)]
+    if not other:
+        return _OtherKeys()
+    wanted = frozenset().union(*(k.resource_types for k in keys))
+    resources: list[dict[str, Any]] = []
+    types: set[str] = set()
+    searched_empty: set[str] = set()
+    for value in other:
+        kind = _classify(value)
+        if kind == "error":
+            continue
+        if kind == "empty":
+            searched = _self_link_type(value)
+            searched_empty.update({searched} if searched else ())
+            continue
+        for resource in _entry_resources(value):
+            resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+            if type(resource_type) is str and resource_type in wanted:
+                resources.append(resource)
+                types.add(resource_type)
+    answered = frozenset(k.key for k in keys if _primary_types(k) & types)
+    empty = frozenset(k.key for k in keys if _primary_types(k) & searched_empty) - answered
+    return _OtherKeys(tuple(resources), answered, empty)
+
+
+Arrival = Literal["not-asked", "null", "data", "error", "absent", "elsewhere"]
+
+
+def _arrival(key: PrefetchKey, request: HookRequest, other: _OtherKeys) -> Arrival:
+    """How a key came in the request: not asked (needs an encounter the call has not), `null` or a "no
+    results" Bundle (no data), data, an error (OperationOutcome: fetch it), absent (fetch it), or absent
+    but its resources came under another key (`elsewhere`: not fetched; `null` when that was an empty
+    search for its type)."""
     if key.needs_encounter and not request.context.encounter_id:
         return "not-asked"
     prefetch = request.prefetch or {}
     if key.key not in prefetch:
-        return "absent"
+        if key.key in other.answered:
+            return "elsewhere"
+        return "null" if key.key in other.empty else "absent"
     value = prefetch[key.key]
     if value is None:
         return "null"
-    return "data" if isinstance(value, dict) and not _is_error(value) else "error"
+    if not isinstance(value, dict):
+        return "error"
+    kind = _classify(value)
+    return "null" if kind == "empty" else kind
 
 
 def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
@@ -129,23 +222,26 @@ def needs_fetch(request: HookRequest, keys: tuple[PrefetchKey, ...]) -> bool:
     if request.fhir_base is None:
         return False
     prefetch = request.prefetch or {}
+    other = _other_keys(request, keys)
     for key in keys:
-        arrival = _arrival(key, request)
+        arrival = _arrival(key, request, other)
         if arrival in ("error", "absent") or (arrival == "data" and next_link(prefetch[key.key])):
             return True
     return False
 
 
-def _accept(key: PrefetchKey, resources: Iterable[Any], record: PatientRecord) -> None:
-    """Keep the resources of the types the key asks for; name any other type (OperationOutcomes, which
-    servers add as warnings, are dropped silently). One pass: this runs over every prefetched entry."""
-    wanted = key.resource_types
+def _accept(
+    key: PrefetchKey, resources: Iterable[Any], record: PatientRecord, readable: frozenset[str]
+) -> None:
+    """Keep the resources of the types the service reads (`readable`), under whichever key they came;
+    name any other type (OperationOutcomes, which servers add as warnings, are dropped silently). One
+    pass: this runs over every prefetched entry."""
     by_type = record.resources
     for resource in resources:
         if not isinstance(resource, dict):
             continue
         resource_type = resource.get("resourceType")
-        if type(resource_type) is str and resource_type in wanted:
+        if type(resource_type) is str and resource_type in readable:
             by_type[resource_type].append(resource)
         elif resource_type != "OperationOutcome":
             record.issues.append(
@@ -167,26 +263,31 @@ def _drop_fetches_outside_the_scope(
         del to_fetch[name]
 
 
-def gather(
-    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, deadline: float | None = None
-) -> tuple[PatientRecord, DataStats]:
-    """The patient's data. `deadline` (monotonic): the call's, which bounds the fetches too. A
-    `fhirServer` the URL policy refuses is a 400; a paging link it refuses is a gap of that key."""
-    record = PatientRecord(patient_id=request.context.patient_id)
-    stats = DataStats()
+def _read_prefetch(
+    request: HookRequest,
+    keys: tuple[PrefetchKey, ...],
+    record: PatientRecord,
+    stats: DataStats,
+    readable: frozenset[str],
+) -> dict[str, str]:
+    """Take what the prefetch holds into `record`; returns what must be fetched (key → query or URL)."""
     prefetch = request.prefetch or {}
     to_fetch: dict[str, str] = {}
-    by_key = {k.key: k for k in keys}
+    other = _other_keys(request, keys)
+    record.add(other.resources)
     for key in keys:
-        arrival = _arrival(key, request)
+        arrival = _arrival(key, request, other)
         if arrival == "not-asked":
             continue
         if arrival == "null":
             stats.prefetch_null.append(key.key)
             continue
+        if arrival == "elsewhere":
+            stats.prefetched.append(key.key)  # counted under the discovery key: site names are free text
+            continue
         if arrival == "data":
             value = prefetch[key.key]
-            _accept(key, _entry_resources(value), record)
+            _accept(key, _entry_resources(value), record, readable)
             next_url = next_link(value) if value.get("resourceType") == "Bundle" else None
             stats.prefetched.append(key.key)
             if next_url:
@@ -195,6 +296,19 @@ def gather(
         if arrival == "error":
             stats.prefetch_errors.append(key.key)
         to_fetch[key.key] = fetch_query(key, request)
+    return to_fetch
+
+
+def gather(
+    request: HookRequest, keys: tuple[PrefetchKey, ...], fetcher: FhirFetcher, deadline: float | None = None
+) -> tuple[PatientRecord, DataStats]:
+    """The patient's data. `deadline` (monotonic): the call's, which bounds the fetches too. A
+    `fhirServer` the URL policy refuses is a 400; a paging link it refuses is a gap of that key."""
+    record = PatientRecord(patient_id=request.context.patient_id)
+    stats = DataStats()
+    by_key = {k.key: k for k in keys}
+    readable = frozenset().union(*(k.resource_types for k in keys))
+    to_fetch = _read_prefetch(request, keys, record, stats, readable)
 
     base = request.fhir_base
     if to_fetch and base is None:
@@ -219,7 +333,7 @@ def gather(
                 record.gaps.append(DataGap(category=key.category, reason=f"{name}: {result.error}"))
             else:
                 stats.fetched.append(name)
-                _accept(key, result.resources, record)
+                _accept(key, result.resources, record, readable)
 
     failed_categories = {gap.category for gap in record.gaps}
     attempted = {k.category for k in keys if not (k.needs_encounter and not request.context.encounter_id)}

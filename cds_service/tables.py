@@ -62,6 +62,8 @@ class FeedbackRow(Base):
     accepted_suggestions: Mapped[list[Any]] = mapped_column(JSON)
     override_reason_system: Mapped[str | None] = mapped_column(String(256), nullable=True)
     override_reason_code: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    override_reason_display: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    """The reason's display as the EHR's reason list names it (Epic's codes are site-specific numbers)."""
     has_user_comment: Mapped[bool] = mapped_column(default=False)
     """Free-text comments may name the patient, so only their presence is kept."""
     outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -116,6 +116,7 @@ ConditionGroup = Literal[
     "traumatic-vertebral-fracture",
     "osteoporosis",
     "myeloma",
+    "metastatic-cancer",
     "bone-metastasis",
     "primary-spine-tumor",
     "vertebral-hemangioma",

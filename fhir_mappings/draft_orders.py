@@ -61,6 +61,8 @@ class DraftOrderReading:
     session_resources: list[JsonObject] = field(default_factory=list)
     """Every augmentation order of the session: unselected ones first, then the selected."""
     context_medication_requests: list[JsonObject] = field(default_factory=list)
+    context_medications: list[JsonObject] = field(default_factory=list)
+    """Medication resources sent beside draft MedicationRequests (Epic, since 2024)."""
 
 
 @dataclass
@@ -222,10 +224,14 @@ def read_draft_order(
     medication_requests = [
         r for r in entries if r.get("resourceType") in ("MedicationRequest", "MedicationStatement")
     ]
+    medications = [r for r in entries if r.get("resourceType") == "Medication"]
     if not guided:
-        return DraftOrderReading(order=None, context_medication_requests=medication_requests)
+        return DraftOrderReading(
+            order=None, context_medication_requests=medication_requests, context_medications=medications
+        )
     origins, level_count, count_source = _count_levels(matched, codesets)
     distinct = distinct_levels([o.level for o in origins])
+    stated = count_source is not None
     region = next((m.procedure.region for m in guided if m.procedure and m.procedure.region), None)
     guided_ids = {id(m) for m in guided}  # by identity: `m not in guided` compared whole resources, O(n²)
     codes = tuple(dict.fromkeys(f"{s}|{c}" for m in matched for s, c, _ in codings(m.resource.get("code"))))
@@ -237,6 +243,7 @@ def read_draft_order(
         level_origins=tuple(sorted(origins, key=lambda o: spine_position(o.level))),
         level_count_source=count_source,
         level_count=level_count,
+        level_count_stated=stated,
         planned_date=_planned_date(m.resource for m in matched),
         codes=codes,
         is_demo_stand_in=all(m.procedure is not None and m.procedure.demo_stand_in for m in guided),
@@ -248,4 +255,5 @@ def read_draft_order(
         session_resources=[m.resource for m in matched if id(m) not in guided_ids]
         + [m.resource for m in guided],
         context_medication_requests=medication_requests,
+        context_medications=medications,
     )

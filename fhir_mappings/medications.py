@@ -2,7 +2,9 @@
 
 Matching order (clinical-rules.md §4): RxNorm ingredient code, ATC code, the shipped table of
 clinical-drug codes, then generic and brand names in the text. The medication may be inline, a
-contained Medication, or a Medication resource elsewhere in the data.
+contained Medication, or a Medication resource elsewhere in the data (prefetch, `_include`, the draft
+orders); `medicationReference.display` is one more name (Epic's prefetch sends only "ELIQUIS 5 MG PO
+TABS", with no Medication resource).
 """
 
 from __future__ import annotations
@@ -38,11 +40,20 @@ def _is_active(resource: JsonObject) -> bool:
 
 
 def medication_concept(resource: JsonObject, medications: Mapping[str, JsonObject]) -> JsonObject:
-    """The CodeableConcept naming the drug: inline, contained (`#id`) or a referenced Medication."""
+    """The CodeableConcept naming the drug: inline, contained (`#id`) or a referenced Medication; the
+    reference's `display` is its text when the Medication gives none."""
     inline = obj(resource.get("medicationCodeableConcept"))
     if inline:
         return inline
-    reference = text(obj(resource.get("medicationReference")).get("reference")) or ""
+    reference = obj(resource.get("medicationReference"))
+    concept = _referenced_concept(text(reference.get("reference")) or "", resource, medications)
+    display = text(reference.get("display"))
+    return {**concept, "text": display} if display and not text(concept.get("text")) else concept
+
+
+def _referenced_concept(
+    reference: str, resource: JsonObject, medications: Mapping[str, JsonObject]
+) -> JsonObject:
     if reference.startswith("#"):
         for contained in objects(resource.get("contained")):
             if contained.get("id") == reference[1:]:

@@ -71,7 +71,7 @@ _EXPECTED_UNITS: dict[str, tuple[dict[str, float] | set[str], str]] = {
     "fev1-percent-predicted": (_PERCENT, "% predicted"),
     "spo2": (_PERCENT, "%"),
     "fev1-fvc-ratio": (_UNITLESS | _PERCENT, "ratio"),
-    "egfr": (_RENAL, "mL/min"),
+    "egfr": (_RENAL, "mL/min/1.73 m²"),  # normalised to body surface: not the CrCl unit (issue 16)
     "creatinine-clearance": (_RENAL, "mL/min"),
     "height-loss-percent": (_PERCENT, "%"),
     "disability-rdq": (_UNITLESS, "RDQ"),

@@ -157,6 +157,9 @@ def facts_from(
     that abated before today are not current."""
     today = as_of.date()
     context_issues: list[ParseIssue] = []
+    index: Mapping[str, JsonObject] = mapped.medication_index
+    if reading.context_medications:  # a draft's Medication comes beside it in draftOrders
+        index = {**index, **index_medications(reading.context_medications)}
     context_unreadable: list[Unreadable] = []
     drafts, draft_others = split_by_patient(
         {"draft": [*reading.selected_resources, *reading.context_medication_requests]}, mapped.patient_id
@@ -164,7 +167,7 @@ def facts_from(
     own_drafts = {id(r) for r in drafts.get("draft", ())}
     context_medications = map_medications(
         [r for r in reading.context_medication_requests if id(r) in own_drafts],
-        mapped.medication_index,
+        index,
         codesets,
         context_issues,
         context_unreadable,

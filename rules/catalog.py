@@ -14,6 +14,7 @@ Rule = Callable[[ClinicalFacts, Thresholds], Finding | None]
 CATALOG: Mapping[str, Rule] = {
     "anticoagulant-active": bleeding.anticoagulant_active,
     "antiplatelet-active": bleeding.antiplatelet_active,
+    "multiple-antithrombotics": bleeding.multiple_antithrombotics,
     "inr-high": bleeding.inr_high,
     "platelets-low": bleeding.platelets_low,
     "coagulation-labs-missing": bleeding.coagulation_labs_missing,
@@ -26,6 +27,7 @@ CATALOG: Mapping[str, Rule] = {
     "too-many-levels": levels.too_many_levels,
     "copd-multilevel": levels.copd_multilevel,
     "upper-thoracic-level": levels.upper_thoracic_level,
+    "level-count-not-stated": levels.level_count_not_stated,
     "eligibility": eligibility.eligibility,
     "osteoporosis-follow-up": follow_up.osteoporosis_follow_up,
     "neoplastic-indication": follow_up.neoplastic_indication,

@@ -92,6 +92,12 @@ def imaging(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     )
 
 
+def _nrs(score: float) -> str:
+    """A pain score as a clinician writes it: whole numbers on the 0-10 scale ("2/10", not
+    "1.82888/10"), halves rounded up. The comparison with the threshold uses the value as recorded."""
+    return str(int(score + 0.5))
+
+
 def pain(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     if facts.is_missing(DataCategory.OBSERVATIONS):
         return _unknown("pain", DataCategory.OBSERVATIONS)
@@ -102,7 +108,7 @@ def pain(facts: ClinicalFacts, t: Thresholds) -> Criterion:
         setting = "outpatient" if facts.inpatient is False else "setting unknown, outpatient limit used"
     result = latest_result(facts, "pain-nrs", t.pain_lookback_days)
     if result.current is None:
-        stale = f" (last {result.stale.value:g}/10 on {result.stale.effective})" if result.stale else ""
+        stale = f" (last {_nrs(result.stale.value)}/10 on {result.stale.effective})" if result.stale else ""
         return Criterion(
             criterion="pain",
             outcome="unknown",
@@ -113,18 +119,25 @@ def pain(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     return Criterion(
         criterion="pain",
         outcome="met" if score >= limit else "not-met",
-        explanation=f"NRS {score:g}/10 on {result.current.effective} (minimum {limit:g}, {setting})",
+        explanation=f"NRS {_nrs(score)}/10 on {result.current.effective} (minimum {limit:g}, {setting})",
         evidence=(result.current.evidence,),
     )
 
 
 def conservative_care(facts: ClinicalFacts, t: Thresholds) -> Criterion:
-    """Documented non-surgical management for long enough; not required for neoplastic fractures."""
+    """Documented non-surgical management of *this* fracture for long enough.
+
+    Therapy counts from the fracture's onset (or its first record, the mapping's fallback): an
+    analgesic started years earlier and still active has treated this fracture only since it
+    happened. Without a fracture onset the time on therapy cannot be measured, and the criterion is
+    unknown with that reason. Not applicable to a neoplastic fracture (IMWG, NASS: no trial of
+    conservative care is required before augmentation).
+    """
     if facts.conditions_in(*NEOPLASTIC_GROUPS):
         return Criterion(
             criterion="conservative-care",
-            outcome="met",
-            explanation="not required before augmentation for a neoplastic fracture",
+            outcome="not-applicable",
+            explanation="not required before augmentation for a neoplastic fracture (IMWG, NASS)",
         )
     if facts.is_missing(DataCategory.MEDICATIONS):
         return _unknown("conservative-care", DataCategory.MEDICATIONS)
@@ -136,35 +149,69 @@ def conservative_care(facts: ClinicalFacts, t: Thresholds) -> Criterion:
             explanation=f"no analgesic therapy on record; document {t.conservative_care_min_weeks} weeks "
             "of non-surgical management",
         )
-    earliest = min((m.started for m in analgesics if m.started is not None), default=None)
-    if earliest is None:
+    evidence = tuple(m.evidence for m in analgesics)
+    onset = fracture_onset(facts) or _dated(facts.conditions_in("vertebral-hemangioma"))
+    if onset is None:
+        return Criterion(
+            criterion="conservative-care",
+            outcome="unknown",
+            explanation="analgesic therapy on record, but no fracture onset date to measure it from "
+            "(therapy counts for this fracture only)",
+            evidence=evidence,
+        )
+    _, onset_date = onset
+    starts = [max(m.started, onset_date) for m in analgesics if m.started is not None]
+    if not starts:
         return Criterion(
             criterion="conservative-care",
             outcome="unknown",
             explanation="analgesic therapy on record without a start date",
-            evidence=tuple(m.evidence for m in analgesics),
+            evidence=evidence,
         )
-    weeks = (facts.today - earliest).days // 7
+    since = min(starts)
+    weeks = (facts.today - since).days // 7
+    counted = " (the fracture's onset)" if since == onset_date else ""
     return Criterion(
         criterion="conservative-care",
         outcome="met" if weeks >= t.conservative_care_min_weeks else "not-met",
-        explanation=f"analgesic therapy since {earliest} ({weeks} weeks; minimum "
+        explanation=f"analgesic therapy since {since}{counted}: {weeks} weeks (minimum "
         f"{t.conservative_care_min_weeks})",
-        evidence=tuple(m.evidence for m in analgesics),
+        evidence=evidence,
     )
 
 
 def fracture_onset(facts: ClinicalFacts) -> tuple[ConditionFact, date] | None:
-    dated = [(c, c.onset) for c in facts.conditions_in(*FRACTURE_GROUPS) if c.onset is not None]
+    return _dated(facts.conditions_in(*FRACTURE_GROUPS))
+
+
+def _dated(conditions: tuple[ConditionFact, ...]) -> tuple[ConditionFact, date] | None:
+    """The most recent of the conditions with an onset (or first-recorded) date."""
+    dated = [(c, c.onset) for c in conditions if c.onset is not None]
     if not dated:
         return None
     condition, onset = max(dated, key=lambda pair: pair[1])
     return condition, onset
 
 
+def _hemangioma_without_fracture(facts: ClinicalFacts) -> ConditionFact | None:
+    """A vertebral hemangioma treated without any fracture coded: fracture timing does not apply."""
+    hemangioma = facts.conditions_in("vertebral-hemangioma")
+    if not hemangioma or facts.conditions_in(*FRACTURE_GROUPS, "healed-fracture"):
+        return None
+    return hemangioma[0]
+
+
 def fracture_age(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     if facts.is_missing(DataCategory.CONDITIONS):
         return _unknown("fracture-age", DataCategory.CONDITIONS)
+    hemangioma = _hemangioma_without_fracture(facts)
+    if hemangioma is not None:
+        return Criterion(
+            criterion="fracture-age",
+            outcome="not-applicable",
+            explanation=f"no fracture is coded: the indication is {hemangioma.display}",
+            evidence=(hemangioma.evidence,),
+        )
     healed = facts.conditions_in("healed-fracture")
     onset = fracture_onset(facts)
     if onset is None:
@@ -193,6 +240,14 @@ def fracture_age(facts: ClinicalFacts, t: Thresholds) -> Criterion:
 
 
 def kyphoplasty_timing(facts: ClinicalFacts, t: Thresholds) -> Criterion:
+    hemangioma = _hemangioma_without_fracture(facts)
+    if hemangioma is not None:
+        return Criterion(
+            criterion="kyphoplasty-timing",
+            outcome="not-applicable",
+            explanation="no fracture is coded, so there is no height to restore",
+            evidence=(hemangioma.evidence,),
+        )
     onset = fracture_onset(facts)
     if onset is None:
         return Criterion(
@@ -210,6 +265,16 @@ def kyphoplasty_timing(facts: ClinicalFacts, t: Thresholds) -> Criterion:
     )
 
 
+_SHORT_NAMES = {
+    "indication": "indication",
+    "imaging": "imaging",
+    "pain": "pain",
+    "conservative-care": "conservative care",
+    "fracture-age": "fracture age",
+    "kyphoplasty-timing": "kyphoplasty timing",
+}
+
+
 def eligibility(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     if facts.order is None:
         return None
@@ -222,11 +287,14 @@ def eligibility(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
     ]
     if facts.order.procedure == "kyphoplasty":
         criteria.append(kyphoplasty_timing(facts, t))
+    applicable = [c for c in criteria if c.outcome != "not-applicable"]
     counts = {
-        outcome: sum(c.outcome == outcome for c in criteria) for outcome in ("met", "not-met", "unknown")
+        outcome: sum(c.outcome == outcome for c in criteria)
+        for outcome in ("met", "not-met", "unknown", "not-applicable")
     }
     # Kyphoplasty timing is information only (clinical-rules.md §5): it never makes the card a warning.
-    core_met = all(c.outcome == "met" for c in criteria if c.criterion != "kyphoplasty-timing")
+    # A criterion that does not apply to this indication counts neither for nor against it.
+    core_met = all(c.outcome == "met" for c in applicable if c.criterion != "kyphoplasty-timing")
     cutoff = facts.today - timedelta(days=t.imaging_lookback_days)
     return Finding(
         rule="eligibility",
@@ -236,7 +304,12 @@ def eligibility(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
             "met": counts["met"],
             "not_met": counts["not-met"],
             "unknown": counts["unknown"],
-            "total": len(criteria),
+            "not_applicable": counts["not-applicable"],
+            "total": len(applicable),
+            "not_met_names": ", ".join(_SHORT_NAMES[c.criterion] for c in criteria if c.outcome == "not-met")
+            or None,
+            "unknown_names": ", ".join(_SHORT_NAMES[c.criterion] for c in criteria if c.outcome == "unknown")
+            or None,
             "procedure": facts.order.procedure,
             "imaging_cutoff": cutoff.isoformat(),
         },

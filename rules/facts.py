@@ -91,6 +91,9 @@ class DraftOrder(_Fact):
     level_count_source: LevelSource | None = None
     """What the level count rests on; None when nothing said it and one level is assumed."""
     level_count: int = 1
+    level_count_stated: bool = True
+    """False when nothing in the order says how many levels (no coded or named level, quantity, add-on
+    code, or second order): `level_count` is then an assumed 1, and the limits resting on it go unchecked."""
     planned_date: date | None = None
     codes: tuple[str, ...] = ()
     """`system|code` of the procedure codes the order carries."""

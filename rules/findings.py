@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict
 from rules.facts import Evidence, ParseIssue
 from rules.thresholds import Indicator
 
-Outcome = Literal["met", "not-met", "unknown"]
+Outcome = Literal["met", "not-met", "unknown", "not-applicable"]
 Scalar = str | int | float | bool | None
 
 
 class Criterion(BaseModel):
-    """One eligibility criterion: met, not met, or unknown (no data) — never silently folded."""
+    """One eligibility criterion: met, not met, unknown (no data) — never silently folded — or not
+    applicable to this indication (with the reason), which does not count against eligibility."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -36,15 +36,45 @@ def osteoporosis_follow_up(facts: ClinicalFacts, t: Thresholds) -> Finding | Non
     )
 
 
+_CANCER_GROUPS = ("myeloma", "bone-metastasis", "primary-spine-tumor")
+_OTHER_FRACTURE_GROUPS = ("osteoporotic-vcf", "collapsed-vertebra")
+
+
 def neoplastic_indication(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
-    """Myeloma, metastasis or spine tumour: biopsy during the procedure, coordinate with oncology."""
+    """Myeloma, metastasis or spine tumour: biopsy during the procedure, coordinate with oncology.
+
+    The card names the cancer, not the pathological-fracture code, when both are on record.
+
+    Decision (issue 16): metastatic cancer coded without a bone site (C77-C79 other than C79.51/.52,
+    C80.0) together with a new vertebral fracture coded as osteoporotic or collapsed still gets this
+    card, as information and worded with the uncertainty: the fracture may be osteoporotic or a
+    metastasis, which a biopsy during the procedure can settle, and oncology should know of it. "New"
+    is an onset within `fracture_age_warning_days`, or no onset at all (it cannot be ruled out). The
+    eligibility card does not treat such a fracture as neoplastic (conservative care still applies),
+    since nothing on record says it is.
+    """
     found = facts.conditions_in(*NEOPLASTIC_GROUPS)
-    if not found:
+    if found:
+        cancer = facts.conditions_in(*_CANCER_GROUPS) or found
+        return Finding(
+            rule="neoplastic-indication",
+            indicator="info",
+            evidence=tuple(c.evidence for c in found),
+            values={"condition": cancer[0].display, "uncertain": False},
+            sources=("S7", "S5"),
+        )
+    metastatic = facts.conditions_in("metastatic-cancer")
+    recent = facts.today - timedelta(days=t.fracture_age_warning_days)
+    new_fractures = [
+        c for c in facts.conditions_in(*_OTHER_FRACTURE_GROUPS) if c.onset is None or c.onset >= recent
+    ]
+    if not metastatic or not new_fractures:
         return None
     return Finding(
         rule="neoplastic-indication",
         indicator="info",
-        evidence=tuple(c.evidence for c in found),
-        values={"condition": found[0].display},
-        sources=("S7", "S5"),
+        evidence=tuple(c.evidence for c in (*metastatic, *new_fractures)),
+        values={"condition": metastatic[0].display, "uncertain": True},
+        thresholds_used={"fracture_age_warning_days": t.fracture_age_warning_days},
+        sources=("S5", "S7"),
     )

@@ -8,6 +8,20 @@ from datetime import date
 from rules.facts import LabResult, MedicationFact
 from rules.thresholds import HoldIntervals
 
+_DEFAULT_HOLD_SOURCE = "S2"
+"""Where no interval is configured (aspirin, an unknown antiplatelet): SIR 2019's bleeding-risk advice."""
+
+
+def hold_source(threshold_field: str | None) -> str:
+    """The source id of the document an interval comes from: the threshold's own cited source, so the
+    card cites the table the number was read in (AF guideline for DOACs and warfarin, interventional
+    spine guidance for heparins and fondaparinux) and never another drug class's."""
+    if threshold_field is None:
+        return _DEFAULT_HOLD_SOURCE
+    extra = HoldIntervals.model_fields[threshold_field].json_schema_extra
+    cited = extra.get("source") if isinstance(extra, dict) else None
+    return str(cited) if cited else _DEFAULT_HOLD_SOURCE
+
 
 @dataclass(frozen=True)
 class HoldAdvice:
@@ -22,6 +36,10 @@ class HoldAdvice:
     @property
     def text(self) -> str:
         return duration_text(self.hours)
+
+    @property
+    def source_id(self) -> str:
+        return hold_source(self.threshold_field)
 
 
 def duration_text(hours: int | None) -> str:
@@ -41,11 +59,7 @@ def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | N
     """The interval for one drug; DOAC intervals depend on creatinine clearance (ACC/AHA 2023 Table 18)."""
     name = drug.ingredient
     crcl = renal.value if renal is not None else None
-    renal_note = (
-        f"CrCl {crcl:g} mL/min"
-        if crcl is not None
-        else "no recent creatinine clearance: the hold is longer if renal function is reduced"
-    )
+    renal_note = renal_text(renal)
     if drug.drug_class == "vka":
         return _days(holds.warfarin_hold_days, f"{name}; check INR on the day", "warfarin_hold_days")
     if name == "apixaban":
@@ -96,6 +110,50 @@ def hold_advice(drug: MedicationFact, holds: HoldIntervals, renal: LabResult | N
     if field is not None:
         return _days(int(getattr(holds, field)), name, field)
     return HoldAdvice(hours=None, basis=f"{name}: decide per prescriber", threshold_field=None)
+
+
+def renal_text(renal: LabResult | None) -> str:
+    """The renal function a DOAC interval was chosen by. ACC/AHA Table 18 is keyed on Cockcroft-Gault
+    creatinine clearance (mL/min); an eGFR (mL/min/1.73 m²) is a different measure, so when it stands
+    in the card says so with both units rather than calling it CrCl."""
+    if renal is None:
+        return "no recent creatinine clearance: the hold is longer if renal function is reduced"
+    if renal.kind == "egfr":
+        return (
+            f"eGFR {renal.value:.0f} mL/min/1.73 m² used in place of Cockcroft-Gault CrCl (mL/min), "
+            "which the table is keyed on"
+        )
+    return f"CrCl {renal.value:.0f} mL/min (Cockcroft-Gault)"
+
+
+@dataclass(frozen=True)
+class HoldTiming:
+    """How the planned date compares with the hold, counted in whole days from today."""
+
+    planned: date
+    days_until: int
+    hold_days: float
+
+    @property
+    def passed(self) -> bool:
+        return self.days_until < 0
+
+    @property
+    def room(self) -> bool:
+        return not self.passed and self.days_until >= self.hold_days
+
+    @property
+    def shortfall_text(self) -> str:
+        """By how much the planned date is too early: "3 days short", "12 hours short"."""
+        missing_hours = round((self.hold_days - max(self.days_until, 0)) * 24)
+        return f"{duration_text(missing_hours)} short"
+
+
+def hold_timing(planned: date | None, today: date, advice: HoldAdvice) -> HoldTiming | None:
+    """The planned date against the hold if it starts today; None when either is unknown."""
+    if planned is None or advice.hours is None:
+        return None
+    return HoldTiming(planned=planned, days_until=(planned - today).days, hold_days=advice.hours / 24)
 
 
 def room_before(planned: date | None, today: date, advice: HoldAdvice) -> bool | None:

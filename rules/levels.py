@@ -9,6 +9,11 @@ from rules.thresholds import Thresholds
 
 SEVERE_LUNG_GROUPS = ("copd", "emphysema", "severe-lung-other", "home-oxygen")
 UPPER_THORACIC_LEVELS = frozenset({"T1", "T2", "T3", "T4"})
+CERVICAL_LEVELS = frozenset({f"C{n}" for n in range(1, 8)})
+"""22510 covers the cervicothoracic spine, but payer criteria and the usual indication (osteoporotic
+fracture, as the seed articles select) concern thoracic and lumbar levels: a cervical level gets the
+same coverage card as T1-T4. The code 22510 alone names no level (it is used for every thoracic
+vertebroplasty too), so only a named cervical vertebra counts."""
 
 
 def levels_counted(order: DraftOrder) -> str:
@@ -78,15 +83,44 @@ def copd_multilevel(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
 
 
 def upper_thoracic_level(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
-    """T1–T4: payer policies (eviCore) exclude these levels; technically harder too."""
+    """Cervical or T1-T4 levels: payer policies (eviCore) exclude T1-T4 and cover thoracic and lumbar
+    fractures; these levels are technically harder too."""
     if facts.order is None:
         return None
-    upper = [level for level in facts.order.levels if level in UPPER_THORACIC_LEVELS]
+    upper = [level for level in facts.order.levels if level in UPPER_THORACIC_LEVELS | CERVICAL_LEVELS]
     if not upper:
         return None
     return Finding(
         rule="upper-thoracic-level",
         indicator="info",
-        values={"level_names": ", ".join(upper), "levels_counted": levels_counted(facts.order)},
+        values={
+            "level_names": ", ".join(upper),
+            "cervical": any(lv in CERVICAL_LEVELS for lv in upper),
+            "levels_counted": levels_counted(facts.order),
+        },
         sources=("S10",),
+    )
+
+
+def level_count_not_stated(facts: ClinicalFacts, t: Thresholds) -> Finding | None:
+    """The order does not say how many levels (Epic sends none of bodySite, quantity or add-on lines): the
+    count is taken as one, so the session limit and the lung limit were not checked. Said, never silently
+    passed; a warning when there is severe lung disease, whose limit is the lower one."""
+    if facts.order is None or facts.order.level_count_stated or facts.order.is_demo_stand_in:
+        return None  # a demo stand-in is a spine imaging order: it has no levels to state
+    evidence = severe_lung_disease(facts, t)
+    return Finding(
+        rule="level-count-not-stated",
+        indicator="warning" if evidence else "info",
+        evidence=evidence,
+        values={
+            "session_limit": t.max_levels_per_session,
+            "lung_limit": t.max_levels_severe_lung,
+            "lung_evidence": evidence[0].display if evidence else None,
+        },
+        thresholds_used={
+            "max_levels_per_session": t.max_levels_per_session,
+            "max_levels_severe_lung": t.max_levels_severe_lung,
+        },
+        sources=("S1", "S12", "INSTITUTIONAL") if evidence else ("S1",),
     )

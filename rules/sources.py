@@ -1,7 +1,8 @@
 """The guidelines and data sources the rules cite (ids as in shared/reference/clinical-rules.md §0).
 
 A card's `source` and every default threshold point at one of these, so a clinician can read
-the text a decision rests on.
+the text a decision rests on. A label names the document its url opens (the card's `source` and
+`links` show both side by side), never a different one.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _ALL = (
     ),
     Source(
         id="S5",
-        label="NASS Appropriate Use Criteria: osteoporotic and neoplastic VCF",
+        label="NASS Appropriate Use Criteria for vertebral compression fractures (results)",
         url="https://north-american-spine-society.foleon.com/ebooks-research/osteoporotic-vertebral-fractures-auc/results",
     ),
     Source(
@@ -55,12 +56,12 @@ _ALL = (
     ),
     Source(
         id="S9",
-        label="SIR QI guidelines for percutaneous vertebroplasty (McGraw JK et al., JVIR 2003)",
+        label="Radiopaedia: vertebroplasty (contraindications per SIR QI guidelines, McGraw 2003)",
         url="https://radiopaedia.org/articles/vertebroplasty",
     ),
     Source(
         id="S10",
-        label="eviCore CMM-607 vertebral augmentation (payer policy)",
+        label="eviCore clinical guidelines (CMM-607 vertebral augmentation, payer policy)",
         url="https://www.evicore.com/provider/clinical-guidelines",
     ),
     Source(
@@ -91,7 +92,7 @@ _ALL = (
     ),
     Source(
         id="S17",
-        label="CDS Hooks order-select / order-sign; FHIR R4 ServiceRequest",
+        label="HL7 FHIR R4 ServiceRequest (read through CDS Hooks order-select / order-sign)",
         url="https://hl7.org/fhir/R4/servicerequest.html",
     ),
     Source(

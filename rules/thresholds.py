@@ -50,6 +50,7 @@ _RULE_AS_SHIPPED = RuleSetting()
 RULE_IDS: tuple[str, ...] = (
     "anticoagulant-active",
     "antiplatelet-active",
+    "multiple-antithrombotics",
     "inr-high",
     "platelets-low",
     "coagulation-labs-missing",
@@ -62,6 +63,7 @@ RULE_IDS: tuple[str, ...] = (
     "too-many-levels",
     "copd-multilevel",
     "upper-thoracic-level",
+    "level-count-not-stated",
     "eligibility",
     "osteoporosis-follow-up",
     "neoplastic-indication",
@@ -201,9 +203,10 @@ class HoldIntervals(BaseModel):
         unit="hours",
         ge=0,
         le=48,
-        source="S2",
+        source="S3",
         verification="unverified",
-        description="Unfractionated heparin (IV or SC).",
+        description="Unfractionated heparin (IV or SC); interval as in the interventional spine guidance "
+        "(ASRA 2018).",
     )
     fondaparinux_hold_days: int = threshold(
         4,

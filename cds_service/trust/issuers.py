@@ -38,10 +38,28 @@ class TrustedIssuer(BaseModel):
     tenants: list[str] | None = Field(
         None, description="Allowed `tenant` values; when set, a JWT must carry one of them."
     )
+    audiences: list[str] = Field(
+        default_factory=list,
+        description="More `aud` values accepted from this issuer beside the exact endpoint URL, compared "
+        "exactly (Epic's `aud` is typed by an analyst: e.g. the service's base URL).",
+    )
+    max_lifetime_seconds: int | None = Field(
+        None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Longest JWT lifetime (`exp` - `iat`, also the oldest `iat`) accepted from this issuer; "
+        "unset: VCDS_JWT_MAX_LIFETIME_SECONDS (the Da Vinci CRD request generator signs 1-day JWTs).",
+    )
 
     @field_validator("jku")
     @classmethod
     def _urls(cls, value: list[str]) -> list[str]:
+        return [_absolute_url(url) for url in value]
+
+    @field_validator("audiences")
+    @classmethod
+    def _audiences(cls, value: list[str]) -> list[str]:
+        # absolute URLs only: an `aud` that names no endpoint (say "*") would accept any endpoint's JWT
         return [_absolute_url(url) for url in value]
 
     @model_validator(mode="after")

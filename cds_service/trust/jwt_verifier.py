@@ -130,7 +130,11 @@ class JwtVerifier:
         key = verification_key(self._jwk(trust, header.get("jku"), kid), algorithm)
         if key is None:
             raise Untrusted("key-algorithm")
-        claims = self._decode(token, key, algorithm, audiences, trust.issuer.iss)
+        accepted = [
+            *audiences,
+            *trust.issuer.audiences,
+        ]  # the endpoint's URL(s), then the issuer's own extras
+        claims = self._decode(token, key, algorithm, accepted, trust.issuer.iss)
         return self._accept(trust, claims)
 
     def _jwk(self, trust: _IssuerTrust, jku: object, kid: str) -> JsonObject:
@@ -179,7 +183,8 @@ class JwtVerifier:
     def _accept(self, trust: _IssuerTrust, claims: dict[str, Any]) -> VerifiedClient:
         issued, expires = _claim_time(claims, "iat"), _claim_time(claims, "exp")
         now = self._clock()
-        if expires - issued > self.max_lifetime_seconds or issued < now - self.max_lifetime_seconds:
+        longest = trust.issuer.max_lifetime_seconds or self.max_lifetime_seconds
+        if expires - issued > longest or issued < now - longest:
             raise Untrusted("lifetime")
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:

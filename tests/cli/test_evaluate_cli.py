@@ -42,7 +42,7 @@ def test_the_table_shows_indicator_rule_and_summary_with_suggestions(
     assert lines[2] == "Data     14 resources sent as prefetch"
     assert "INDICATOR  RULE            SUMMARY" in lines
     copd = next(line for line in lines if line.startswith("warning    copd-multilevel "))
-    assert "COPD/severe lung disease with 3 levels: limit to 2 per session" in copd
+    assert "Limit to 2 per session: COPD/severe lung disease with 3 levels" in copd
     assert any(line.strip() == "-> suggestion: Stage: treat 2 levels now (lung limit)" for line in lines)
     assert lines[-1] == "2 cards."
     warning_row = lines.index(copd)
@@ -177,7 +177,7 @@ def test_a_synthea_transaction_bundle_is_evaluated(
     assert "not asked for:" in out
     assert "Claim" in out
     assert "warning    anticoagulant-active" in out  # the active warfarin order Synthea wrote
-    assert "On warfarin" in out
+    assert "Hold warfarin" in out
 
 
 @pytest.mark.fixtures

@@ -418,7 +418,7 @@ def test_s4_card_extension_carries_rule_findings_and_thresholds_version(
         assert extension["thresholdsVersion"] == 1
         assert extension["findings"]
         for finding in extension["findings"]:
-            assert finding["outcome"] in ("met", "not-met", "unknown")
+            assert finding["outcome"] in ("met", "not-met", "unknown", "not-applicable")
             assert finding["criterion"]
 
 

@@ -78,6 +78,8 @@ EXPECT_KEYS = frozenset(
         "summaryIncludes",
         "summaryExcludes",
         "detailIncludes",
+        "detailExcludes",
+        "sourceIncludes",
         "suggestions",
         "systemActions",
     }
@@ -91,7 +93,11 @@ EXTENSION_KEY = "vertebral-cds"
 REQUIRED_OUTCOMES = frozenset(
     {
         ("anticoagulant-active", "warning"),
+        ("anticoagulant-active", "critical"),
         ("antiplatelet-active", "warning"),
+        ("antiplatelet-active", "critical"),
+        ("multiple-antithrombotics", "warning"),
+        ("multiple-antithrombotics", "critical"),
         ("antiplatelet-active", "info"),
         ("inr-high", "warning"),
         ("inr-high", "critical"),
@@ -107,6 +113,8 @@ REQUIRED_OUTCOMES = frozenset(
         ("too-many-levels", "warning"),
         ("copd-multilevel", "warning"),
         ("upper-thoracic-level", "info"),
+        ("level-count-not-stated", "info"),
+        ("level-count-not-stated", "warning"),
         ("eligibility", "info"),
         ("eligibility", "warning"),
         ("osteoporosis-follow-up", "info"),
@@ -284,6 +292,12 @@ def test_scenario_gives_exactly_the_expected_cards(s: Scenario, tmp_path: Path) 
     for rule, words in expect.get("detailIncludes", {}).items():
         for word in words:
             assert word.lower() in cards[rule]["detail"].lower(), (rule, word)
+    for rule, words in expect.get("detailExcludes", {}).items():
+        for word in words:
+            assert word.lower() not in cards[rule]["detail"].lower(), (rule, word)
+    for rule, words in expect.get("sourceIncludes", {}).items():
+        for word in words:
+            assert word.lower() in cards[rule]["source"]["label"].lower(), (rule, word, cards[rule]["source"])
     for rule, labels in expect.get("suggestions", {}).items():
         assert [sg["label"] for sg in cards[rule].get("suggestions", ())] == labels
 
@@ -397,8 +411,15 @@ def test_scenario_file_follows_the_format(s: Scenario) -> None:
     assert set(expect.get("absent", ())) <= set(RULE_IDS) - set(expect.get("rules", {}))
     assert set(expect.get("rules", {}).values()) <= {"info", "warning", "critical"}
     assert set(expect.get("eligibility", {})) <= CRITERIA
-    assert set(expect.get("eligibility", {}).values()) <= {"met", "not-met", "unknown"}
-    for key in ("summaryIncludes", "summaryExcludes", "detailIncludes", "suggestions"):
+    assert set(expect.get("eligibility", {}).values()) <= {"met", "not-met", "unknown", "not-applicable"}
+    for key in (
+        "summaryIncludes",
+        "summaryExcludes",
+        "detailIncludes",
+        "detailExcludes",
+        "sourceIncludes",
+        "suggestions",
+    ):
         assert set(expect.get(key, {})) <= set(expect.get("rules", {})), key
 
 

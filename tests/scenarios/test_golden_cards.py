@@ -25,6 +25,8 @@ GOLDEN_SCENARIOS = (
     "eligibility-imaging-missing",
     "neoplastic-myeloma",
     "eligibility-all-met",
+    "combined-warfarin-clopidogrel-critical",
+    "hold-apixaban-planned-in-1-day-critical",
 )
 
 

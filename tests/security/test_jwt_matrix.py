@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from cds_service.trust.issuers import TrustedIssuer
 from tests.support.app import client_for, make_app, sample
 from tests.support.jwt_keys import JwksServer, SigningKey, jwks, new_key, sign, tamper, unsigned
 
@@ -93,9 +95,11 @@ def assert_bare_401(response: Any) -> None:
 TokenMaker = Callable[[Keys, JwksServer], str]
 
 
-def good(key_name: str, path: str = SELECT, **options: Any) -> TokenMaker:
+def good(key_name: str, path: str = SELECT, aud: str | None = None, **options: Any) -> TokenMaker:
     def make(keys: Keys, server: JwksServer) -> str:
-        return sign(getattr(keys, key_name), iss=ISS, aud=BASE + path, jku=server.url("ehr"), **options)
+        return sign(
+            getattr(keys, key_name), iss=ISS, aud=aud or BASE + path, jku=server.url("ehr"), **options
+        )
 
     return make
 
@@ -411,3 +415,98 @@ def test_health_needs_no_jwt(secured: TestClient) -> None:
 def test_the_matrix_has_at_least_15_refusals_and_both_recommended_algorithms() -> None:
     assert len(REFUSED) >= 15
     assert {"good ES384 on a hook call", "good RS384 on a hook call"} <= set(ACCEPTED)
+
+
+# --------------------------------------------------------------------------- per-issuer settings
+# Epic's `aud` is typed by an analyst (fhir.epic.com CDS Hooks tutorial: "This must be manually configured by
+# the health system"); the Da Vinci CRD request generator signs JWTs valid for a day (src/util/auth.js,
+# `now + 1day`). Both are settings of one issuer, and change nothing for the others.
+EPIC_AUD = "https://cds.example.org/vcds"  # what the analyst typed: the base URL, not the endpoint's
+
+
+@pytest.fixture
+def per_issuer(tmp_path: Path, jwks_server: JwksServer) -> Iterator[TestClient]:
+    app = make_app(
+        tmp_path,
+        jwt_required=True,
+        trusted_issuers=[
+            {"iss": ISS, "jku": [jwks_server.url("ehr")], "audiences": [EPIC_AUD]},
+            {"iss": OTHER_ISS, "jku": [jwks_server.url("other")], "max_lifetime_seconds": 86_400},
+        ],
+    )
+    with client_for(app) as client:
+        yield client
+
+
+PER_ISSUER: dict[str, tuple[TokenMaker, str, int, str | None]] = {
+    "an extra audience of the issuer, on a hook call": (good("es384", aud=EPIC_AUD), SELECT, 200, None),
+    "an extra audience of the issuer, on feedback": (
+        good("rs384", FEEDBACK, aud=EPIC_AUD),
+        FEEDBACK,
+        200,
+        None,
+    ),
+    "the exact endpoint still accepted beside the extra audience": (good("es384"), SELECT, 200, None),
+    "an audience the issuer was not given": (
+        good("es384", aud="https://cds.example.org/other"),
+        SELECT,
+        401,
+        "audience",
+    ),
+    "another issuer's extra audience": (
+        lambda k, s: sign(k.other, iss=OTHER_ISS, aud=EPIC_AUD, jku=s.url("other")),
+        SELECT,
+        401,
+        "audience",
+    ),
+    "a 1-day JWT from the issuer allowed a day": (
+        lambda k, s: sign(
+            k.other, iss=OTHER_ISS, aud=BASE + SELECT, jku=s.url("other"), lifetime_seconds=86_400
+        ),
+        SELECT,
+        200,
+        None,
+    ),
+    "a 2-day JWT from the issuer allowed a day": (
+        lambda k, s: sign(
+            k.other, iss=OTHER_ISS, aud=BASE + SELECT, jku=s.url("other"), lifetime_seconds=2 * 86_400
+        ),
+        SELECT,
+        401,
+        "lifetime",
+    ),
+    "a 1-day JWT from an issuer on the global limit": (
+        good("es384", lifetime_seconds=86_400),
+        SELECT,
+        401,
+        "lifetime",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PER_ISSUER), ids=list(PER_ISSUER))
+def test_per_issuer_audiences_and_lifetime(
+    per_issuer: TestClient, keys: Keys, jwks_server: JwksServer, refusal_reasons: list[str], case: str
+) -> None:
+    make, path, status, reason = PER_ISSUER[case]
+    response = call(per_issuer, path, make(keys, jwks_server))
+    if status == 401:
+        assert_bare_401(response)
+        assert refusal_reasons == [reason]
+    else:
+        assert response.status_code == status, response.text
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        {"iss": ISS, "jku": ["https://ehr.example.org/jwks"], "audiences": ["*"]},
+        {"iss": ISS, "jku": ["https://ehr.example.org/jwks"], "audiences": ["cds.example.org"]},
+        {"iss": ISS, "jku": ["https://ehr.example.org/jwks"], "max_lifetime_seconds": 0},
+        {"iss": ISS, "jku": ["https://ehr.example.org/jwks"], "max_lifetime_seconds": 30 * 86_400},
+    ],
+    ids=["wildcard audience", "audience not a URL", "zero lifetime", "a month's lifetime"],
+)
+def test_unsafe_issuer_settings_are_refused(issuer: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        TrustedIssuer.model_validate(issuer)
