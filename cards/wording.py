@@ -237,11 +237,13 @@ SUMMARIES: dict[str, Callable[[Finding], str]] = {
         f"COPD/severe lung disease with {_v(f, 'levels')} levels (embolism and respiratory risk)",
     ),
     "upper-thoracic-level": _levels,
-    "level-count-not-stated": lambda f: (
-        f"Severe lung disease and the number of levels is not stated: the limit of {_v(f, 'lung_limit')} "
-        "per session was not checked"
+    "level-count-not-stated": lambda f: advise(
+        "State the levels",
+        f"severe lung disease and no level count: the limit of {_v(f, 'lung_limit')} per session "
+        "was not checked"
         if _v(f, "lung_evidence")
-        else f"Number of levels not stated: the limit of {_v(f, 'session_limit')} per session was not checked"
+        else f"number of levels not stated: the limit of {_v(f, 'session_limit')} per session "
+        "was not checked",
     ),
     "eligibility": _eligibility,
     "osteoporosis-follow-up": _follow_up,

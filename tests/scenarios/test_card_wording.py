@@ -28,6 +28,7 @@ ADVICE_VERBS: dict[str, tuple[str, ...]] = {
     "inr-high": ("Recheck",),
     "platelets-low": ("Correct",),
     "coagulation-labs-missing": ("Order",),
+    "level-count-not-stated": ("State",),
     "bleeding-disorder": ("Correct",),
     "spinal-infection": ("Defer",),
     "systemic-infection": ("Defer",),
