@@ -608,8 +608,9 @@ def render(results: Results, args: argparse.Namespace) -> str:
         ),
         "",
         f"6. Multi-worker deployment: `vertebral-cds serve --workers {results.multi_workers}`, "
-        "typical record, hook endpoint; cores: CPU time each worker process used per second. Each worker "
-        "listens on a socket of its own (SO_REUSEPORT), so the kernel spreads the connections over them",
+        "typical record, hook endpoint; cores: CPU time each worker process used per second. gunicorn runs "
+        "the uvicorn workers with reuse_port: each listens on a socket of its own (SO_REUSEPORT), so the "
+        "kernel spreads the connections over them",
         "",
         _row(["", "concurrency 8", "concurrency 32"]),
         _row(["---", "---:", "---:"]),

@@ -22,9 +22,9 @@ from testing.service_process import (
     children,
     free_port,
     group_listens,
-    spawned_workers,
     start_group,
     stop_group,
+    worker_processes,
 )
 
 MAX_LIFETIME_SECONDS = 900
@@ -115,7 +115,7 @@ class ServerProcess:
         servers = children(self._process.pid)  # under `timeout`
         if self.workers <= 1:
             return servers
-        return [w for s in servers for w in spawned_workers(s)]
+        return [w for s in servers for w in worker_processes(s)]
 
     def _all_listen(self) -> bool:
         """Every worker started and listening (one still starting would get none of the connections)."""

@@ -23,7 +23,7 @@ from cds_service.thresholds_store import ThresholdsStore
 from cds_service.what_if import SavedCase, saved_cases
 
 FAILED_LOGINS_ALLOWED = 5
-FAILED_LOGIN_WINDOW_SECONDS = 300.0
+FAILED_LOGIN_WINDOW_SECONDS = 300
 
 
 class AdminError(Exception):
@@ -72,7 +72,12 @@ class AdminContext:
     ) -> AdminContext:
         return cls(
             auth=AdminAuth.from_settings(settings),
-            limiter=RateLimiter(max_events=FAILED_LOGINS_ALLOWED, per_seconds=FAILED_LOGIN_WINDOW_SECONDS),
+            limiter=RateLimiter(
+                max_events=FAILED_LOGINS_ALLOWED,
+                per_seconds=FAILED_LOGIN_WINDOW_SECONDS,
+                # Redis when the workers share one (as for the replay cache), so they count together.
+                storage_uri=settings.redis_url.get_secret_value() if settings.redis_url else "memory://",
+            ),
             store=store,
             flow=flow,
             database=database,

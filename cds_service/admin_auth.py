@@ -3,27 +3,26 @@ and a limit on failed logins.
 
 - `VCDS_ADMIN_TOKEN` is the editor's token, `VCDS_ADMIN_VIEWER_TOKEN` the viewer's. Only their SHA-256
   digests are kept here and a presented token is compared digest to digest in constant time.
-- The page's login form trades a token for a session cookie: `payload.signature`, HMAC-SHA256 with a key
-  every worker shares (`VCDS_ADMIN_SESSION_SECRET`, or one derived from the tokens, so changing a token
-  ends every session). HttpOnly, SameSite=Strict, Secure over https, path /admin.
-- Every form carries a CSRF token: an HMAC of the session's random id.
+- The page's login form trades a token for a session cookie, signed by `itsdangerous` (HMAC-SHA256)
+  with a key every worker shares (`VCDS_ADMIN_SESSION_SECRET`, or one derived from the tokens, so
+  changing a token ends every session). The payload: name, role, a random session id, the expiry and
+  the session format version `v`. HttpOnly, SameSite=Strict, Secure over https, path /admin.
+- Every form carries a CSRF token: the signature of the session's random id.
 - Failed logins are limited per client address (`rate_limit.RateLimiter`, in process: each worker
   counts its own).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from itsdangerous import BadData, Signer, URLSafeSerializer
 from pydantic import SecretStr
 
 from cds_service.audit import Actor
@@ -32,19 +31,13 @@ from cds_service.settings import Settings
 Role = Literal["viewer", "editor"]
 _RANK: dict[str, int] = {"viewer": 1, "editor": 2}
 SESSION_COOKIE = "vcds_admin"
+SESSION_VERSION = 1
+"""The shape of the session payload; a cookie of another version is not read."""
 MAX_NAME_LENGTH = 64
 
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def clean_name(name: str | None, fallback: str) -> str:
@@ -86,7 +79,10 @@ class AdminAuth:
             material = session_secret.get_secret_value().encode("utf-8")
         else:
             material = b"".join(digest for digest, _ in self._tokens)
-        self._key = hmac.new(material, b"vertebral-cds admin session v1", hashlib.sha256).digest()
+        key = hmac.new(material, b"vertebral-cds admin session v1", hashlib.sha256).digest()
+        sha256 = {"digest_method": hashlib.sha256}
+        self._sessions = URLSafeSerializer(key, salt="admin-session", signer_kwargs=sha256)
+        self._forms = Signer(key, salt="admin-form", digest_method=hashlib.sha256)
         self.session_seconds = session_minutes * 60
         self._clock = clock
 
@@ -113,30 +109,27 @@ class AdminAuth:
 
     # ------------------------------------------------------------------ sessions
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+    def _sign(self, value: str) -> str:
+        return self._forms.get_signature(value).decode("ascii")
 
     def new_session(self, name: str, role: Role) -> tuple[str, Principal]:
         """The cookie value for a fresh session, and who it stands for."""
         session_id = secrets.token_urlsafe(18)
         expires = int(self._clock()) + self.session_seconds
-        payload = _b64(
-            json.dumps({"n": name, "r": role, "s": session_id, "e": expires}, separators=(",", ":")).encode()
+        cookie = self._sessions.dumps(
+            {"v": SESSION_VERSION, "n": name, "r": role, "s": session_id, "e": expires}
         )
         principal = Principal(name=name, role=role, via="session", session_id=session_id, expires_at=expires)
-        return f"{payload}.{self._sign(payload)}", principal
+        return cookie, principal
 
     def read_session(self, cookie: str | None) -> Principal | None:
-        if not cookie or not self.enabled or cookie.count(".") != 1:
+        if not cookie or not self.enabled:
             return None
-        payload, signature = cookie.split(".")
         try:
-            if not hmac.compare_digest(signature, self._sign(payload)):
-                return None
-            data = json.loads(_unb64(payload))
-        except (ValueError, UnicodeError, binascii.Error):
+            data = self._sessions.loads(cookie)
+        except BadData:  # a bad signature or a payload that is no JSON
             return None
-        if not isinstance(data, dict) or data.get("r") not in _RANK:
+        if not isinstance(data, dict) or data.get("v") != SESSION_VERSION or data.get("r") not in _RANK:
             return None
         expires = data.get("e")
         if not isinstance(expires, int) or expires <= self._clock():

@@ -8,13 +8,13 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -28,16 +28,15 @@ from cds_service.answer_cache import AnswerCache
 from cds_service.api_docs import install_api_docs
 from cds_service.database import Database, migrate
 from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
-from cds_service.errors import ServiceError, UnexpectedErrorMiddleware, operation_outcome
+from cds_service.errors import ServiceError, UnexpectedErrorMiddleware
 from cds_service.evaluation_writer import EvaluationWriter
 from cds_service.fhir_client import FetchLimits, FhirFetcher
-from cds_service.hook_flow import HookFlow
-from cds_service.ids import RandomIds
+from cds_service.hook_flow import Clock, HookFlow, IdFactory
 from cds_service.logging_setup import configure_logging
 from cds_service.mapping_cache import MappingCache
-from cds_service.metrics import HookMetricsMiddleware
 from cds_service.records import load_or_create_hash_key, purge_older_than
-from cds_service.request_log import RequestLogMiddleware
+from cds_service.request_timing import RequestTimingMiddleware
+from cds_service.responses import FHIR_JSON, json_response, outcome_response
 from cds_service.routes import cds_hooks, health, landing
 from cds_service.routes.admin_pages import install_admin
 from cds_service.routes.playground import install_playground
@@ -54,20 +53,12 @@ log = logging.getLogger("vertebral_cds.app")
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def json_response(body: Any, status_code: int = 200, media_type: str = "application/json") -> Response:
-    return Response(content=orjson.dumps(body), status_code=status_code, media_type=media_type)
-
-
-def outcome_response(status_code: int, code: str, message: str) -> Response:
-    return json_response(operation_outcome(code, message), status_code, "application/fhir+json")
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, error: ServiceError) -> Response:
         if error.status_code == 401:  # bare 401: no details for an untrusted caller
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return json_response(error.outcome(), error.status_code, "application/fhir+json")
+        return json_response(error.outcome(), error.status_code, media_type=FHIR_JSON)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, error: StarletteHTTPException) -> Response:
@@ -77,6 +68,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> Response:
         return outcome_response(400, "invalid", "Invalid request parameters")
+
+
+def new_card_id() -> str:
+    """A random (version 4) UUID for a card or suggestion."""
+    return str(uuid.uuid4())
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class CorsOutsideAdmin:
@@ -114,7 +114,11 @@ def _startup_warnings_logged_by_the_parent() -> Iterator[None]:
         trust_log.setLevel(level)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, new_id: IdFactory = new_card_id
+) -> FastAPI:
+    """The service. `clock` (what "today" is for the rules) and `new_id` (card and suggestion ids) are
+    parameters so that tests can fix them; the defaults are the wall clock and random UUIDs."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     with _startup_warnings_logged_by_the_parent():
@@ -150,8 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database=database,
         thresholds=store.current,
         hash_key=load_or_create_hash_key(settings.patient_hash_key, data_dir / "patient-hash.key"),
-        clock=lambda: datetime.now(UTC),
-        new_id=RandomIds(),
+        clock=clock,
+        new_id=new_id,
         demo_imaging_stand_in=settings.demo_imaging_stand_in,
         sign_system_actions=settings.sign_system_actions,
         mapping_cache=MappingCache(codesets, settings.mapping_cache_entries, settings.mapping_cache_seconds),
@@ -199,8 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SecurityHeadersMiddleware,
         always_https=bool(settings.public_base_url and settings.public_base_url.startswith("https://")),
     )
-    app.add_middleware(RequestLogMiddleware)
-    app.add_middleware(HookMetricsMiddleware, service_ids=SERVICES_BY_ID)
+    app.add_middleware(RequestTimingMiddleware, service_ids=SERVICES_BY_ID)
     _install_error_handlers(app)
     app.include_router(cds_hooks.router)
     app.include_router(health.router)

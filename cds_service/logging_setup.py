@@ -50,12 +50,6 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
-    # No line writes the caller's file and line, thread or process: not looking them up saves a stack walk
-    # and a few calls per log line (the logging HOWTO's "Optimization"), two lines per hook call.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("vertebral_cds")

@@ -12,8 +12,8 @@ Two keys, both digests (SHA-256) of content:
 
 The draft order, the clock and the thresholds are applied afresh on every call
 (`fhir_mappings.record.facts_from`), so a cached mapping never carries an old decision. The cache lives
-in the worker's memory only (never logged or stored), holds at most `max_entries` mappings (the oldest
-go first) and forgets each one `ttl_seconds` after it was made.
+in the worker's memory only (never logged or stored), holds at most `max_entries` mappings (the least
+recently used go first) and forgets each one `ttl_seconds` after it was made.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import orjson
+from cachetools import TTLCache
 
 from cds_service import metrics
 from cds_service.hook_models import HookRequest
@@ -73,13 +73,14 @@ def prefetch_digest(request: HookRequest) -> bytes | None:
 
 
 class TtlStore(Generic[Value]):
-    """Digest → value, at most `max_entries`, each for `ttl_seconds`; thread-safe."""
+    """Digest → value, at most `max_entries` (the least recently used go first), each for `ttl_seconds`;
+    a `cachetools.TTLCache` behind a lock, since the calls of a worker share it from several threads."""
 
     def __init__(self, max_entries: int, ttl_seconds: float, clock: Monotonic = time.monotonic) -> None:
         self.max_entries = max_entries
         self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, Value]] = OrderedDict()
+        # TTLCache refuses a size of 0; a store that is off (`enabled` False) is never written anyway.
+        self._entries: TTLCache[bytes, Value] = TTLCache(max(1, max_entries), ttl_seconds, timer=clock)
         self._lock = threading.Lock()
 
     @property
@@ -88,25 +89,17 @@ class TtlStore(Generic[Value]):
 
     @property
     def size(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            self._entries.expire()
+            return len(self._entries)
 
     def get(self, key: bytes) -> Value | None:
-        now = self._clock()
         with self._lock:
-            entry = self._entries.get(key)
-        return entry[1] if entry is not None and entry[0] > now else None
+            return self._entries.get(key)
 
     def put(self, key: bytes, value: Value) -> None:
-        now = self._clock()
         with self._lock:
-            self._entries[key] = (now + self.ttl_seconds, value)
-            self._entries.move_to_end(key)
-            # Entries stay in the order they were made (a hit does not move one), which is also the order
-            # they expire in: the oldest go first, whether the store is full or they are out of time.
-            while self._entries and (
-                len(self._entries) > self.max_entries or next(iter(self._entries.values()))[0] <= now
-            ):
-                self._entries.popitem(last=False)
+            self._entries[key] = value
 
     def clear(self) -> None:
         with self._lock:

@@ -7,7 +7,6 @@ processes, set PROMETHEUS_MULTIPROC_DIR (see README, "Operate") so /metrics adds
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterable
 
 from prometheus_client import (
@@ -19,7 +18,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -94,39 +92,3 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
-
-
-class HookMetricsMiddleware:
-    """Times `POST /cds-services/{id}` and counts its HTTP status, labelled by known service ids only
-    (an unknown id is `unknown`, so a scanner cannot blow up the label set)."""
-
-    def __init__(self, app: ASGIApp, service_ids: Iterable[str]) -> None:
-        self.app = app
-        self.paths = {f"/cds-services/{service_id}": service_id for service_id in service_ids}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not scope["path"].startswith("/cds-services/")
-        ):
-            await self.app(scope, receive, send)
-            return
-        service = self.paths.get(scope["path"].rstrip("/"))
-        if service is None:
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            HOOK_LATENCY.labels(service=service).observe(time.perf_counter() - started)
-            HOOK_RESPONSES.labels(service=service, status=str(status)).inc()

@@ -5,30 +5,33 @@ Only resources that already matched a code set reach here, so validation stays c
 
 from __future__ import annotations
 
+import functools
 import re
-from importlib import import_module
 from typing import Any
 
+from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from fhir_mappings.json_access import JsonObject, reference_of
 from rules.facts import ParseIssue
 
-_MODULES = {
-    "AllergyIntolerance": "allergyintolerance",
-    "Condition": "condition",
-    "DiagnosticReport": "diagnosticreport",
-    "Encounter": "encounter",
-    "ImagingStudy": "imagingstudy",
-    "Medication": "medication",
-    "MedicationRequest": "medicationrequest",
-    "MedicationStatement": "medicationstatement",
-    "Observation": "observation",
-    "Patient": "patient",
-    "Procedure": "procedure",
-    "ServiceRequest": "servicerequest",
-}
-_MODELS: dict[str, Any] = {}
+EXPECTED_TYPES = frozenset(
+    {
+        "AllergyIntolerance",
+        "Condition",
+        "DiagnosticReport",
+        "Encounter",
+        "ImagingStudy",
+        "Medication",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Observation",
+        "Patient",
+        "Procedure",
+        "ServiceRequest",
+    }
+)
+"""The resource types a record may hold; anything else is reported, never validated."""
 MAX_ID_CHARS = 256
 """Ids are read up to this bound (Epic's unsigned-order ids run to about 216 characters); the R4B models'
 own limit is FHIR's 64 (fhir_core's default differs between versions)."""
@@ -55,24 +58,21 @@ def _with_short_ids(resource: JsonObject) -> JsonObject:
     return copy
 
 
+@functools.cache
 def _model(resource_type: str) -> Any:
-    model = _MODELS.get(resource_type)
-    if model is None:
-        module = import_module(f"fhir.resources.R4B.{_MODULES[resource_type]}")
-        model = _MODELS[resource_type] = getattr(module, resource_type)
-    return model
+    return get_fhir_model_class(resource_type)  # fhir.resources' own lookup (imports the module once)
 
 
 def warm_up() -> None:
     """Import every model at start-up so the first hook call does not pay for it."""
-    for resource_type in _MODULES:
+    for resource_type in EXPECTED_TYPES:
         _model(resource_type)
 
 
 def validation_problem(resource: JsonObject) -> ParseIssue | None:
     """None when the resource is valid R4; otherwise what is wrong with it (no values quoted)."""
     resource_type = resource.get("resourceType")
-    if not isinstance(resource_type, str) or resource_type not in _MODULES:
+    if not isinstance(resource_type, str) or resource_type not in EXPECTED_TYPES:
         return ParseIssue(
             reference=reference_of(resource), problem=f"unexpected resource type {resource_type!r}"
         )

@@ -97,15 +97,16 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def spawned_workers(pid: int) -> list[int]:
-    """The worker processes `pid` started with multiprocessing's spawn (uvicorn's and `serve`'s)."""
-    return [child for child in children(pid) if "spawn_main" in cmdline(child)]
+def worker_processes(pid: int) -> list[int]:
+    """The worker processes of a server `pid` that has several: gunicorn's (forked, under `vertebral-cds
+    serve --workers N`) or uvicorn's (spawned); not multiprocessing's resource tracker."""
+    return [child for child in children(pid) if "resource_tracker" not in cmdline(child)]
 
 
-def all_workers_listen(supervisor: int, port: int, workers: int) -> bool:
+def all_workers_listen(manager: int, port: int, workers: int) -> bool:
     """Whether `workers` workers run and each listens: with a socket per worker (SO_REUSEPORT), a
     worker that has started but not yet bound gets none of the connections opened meanwhile."""
-    pids = spawned_workers(supervisor)
+    pids = worker_processes(manager)
     return len(pids) >= workers and all(sockets_held(pid, port, "0A") for pid in pids)
 
 
@@ -157,8 +158,8 @@ class ServiceProcess:
         raise RuntimeError(f"service did not become ready in {ready_timeout} s; see {self._log_path}")
 
     @property
-    def supervisor_pid(self) -> int | None:
-        """The `vertebral-cds serve` process (it runs under `timeout`)."""
+    def manager_pid(self) -> int | None:
+        """The `vertebral-cds serve` process (it runs under `timeout`): gunicorn's arbiter with workers."""
         found = children(self._process.pid) if self._process is not None else []
         return found[0] if found else None
 

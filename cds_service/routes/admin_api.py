@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -22,6 +21,7 @@ from cds_service.admin import Admin, AdminContext, AdminError, Editor, Viewer
 from cds_service.admin_auth import Principal
 from cds_service.analytics import Period, as_csv
 from cds_service.audit import entries
+from cds_service.responses import json_response
 from cds_service.routes.cds_hooks import read_json_body
 from cds_service.threshold_fields import diff, errors_json, field_errors, missing_fields, schema_json
 from cds_service.thresholds_store import (
@@ -42,12 +42,8 @@ _ETAG = re.compile(r'^(?:W/)?"thresholds-v(\d+)"$')
 
 
 def _json(body: Any, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        content=orjson.dumps(body),
-        status_code=status_code,
-        media_type="application/json",
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
+    """Admin answers are never cached."""
+    return json_response(body, status_code, headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def _version_response(version: ThresholdsVersion, **extra: Any) -> Response:

@@ -27,11 +27,12 @@ from cds_service.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from cds_service.feedback import store_feedback
 from cds_service.hook_flow import HookFlow, validation_message
 from cds_service.hook_models import FeedbackRequest
 from cds_service.json_limits import JsonLimits, check_json_limits
 from cds_service.openapi_bodies import FEEDBACK_REQUEST_SCHEMA, HOOK_REQUEST_SCHEMA, request_body
-from cds_service.records import store_feedback
+from cds_service.responses import json_response
 from cds_service.settings import Settings
 from cds_service.trust.client_auth import authenticate
 from cds_service.trust.jwt_verifier import VerifiedClient
@@ -52,10 +53,6 @@ def service_client(request: Request, service_id: str) -> VerifiedClient | None:
 
 def feedback_client(request: Request, service_id: str) -> VerifiedClient | None:
     return authenticate(request, f"/cds-services/{service_id}/feedback")
-
-
-def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(content=orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 def _answer(encoded: bytes) -> Response:
@@ -127,7 +124,7 @@ def _note_hook_instance(request: Request, body: Any) -> None:
 @router.get("/cds-services", dependencies=[Depends(discovery_client)])
 def discovery(request: Request) -> Response:
     settings = request.app.state.settings
-    return _json(discovery_document(request.app.state.codesets, settings.demo_imaging_stand_in))
+    return json_response(discovery_document(request.app.state.codesets, settings.demo_imaging_stand_in))
 
 
 @router.post(
@@ -183,4 +180,4 @@ async def feedback(service_id: str, request: Request) -> Response:
         "feedback stored",
         extra={"service": service.id, "feedback_new": new, "feedback_duplicates": duplicates},
     )
-    return _json({"received": len(parsed.feedback), "stored": new, "duplicates": duplicates})
+    return json_response({"received": len(parsed.feedback), "stored": new, "duplicates": duplicates})

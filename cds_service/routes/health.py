@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from cds_service.errors import operation_outcome
 from cds_service.metrics import exposition
+from cds_service.responses import outcome_response
 
 router = APIRouter(tags=["operations"])
 
@@ -37,8 +36,7 @@ def readyz(request: Request) -> dict[str, object] | Response:
         except Exception:
             problems.append("thresholds not loaded")
     if problems:
-        body = operation_outcome("transient", "; ".join(problems))
-        return Response(orjson.dumps(body), status_code=503, media_type="application/fhir+json")
+        return outcome_response(503, "transient", "; ".join(problems))
     return {"status": "ready", "thresholdsVersion": thresholds_version}
 
 

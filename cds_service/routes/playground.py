@@ -15,7 +15,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -25,6 +24,7 @@ from cds_service import demo
 from cds_service.discovery import SELECT_SERVICE_ID, SIGN_SERVICE_ID
 from cds_service.errors import BadRequest, NotFound
 from cds_service.hook_flow import HookFlow
+from cds_service.responses import json_response
 from cds_service.routes.cds_hooks import read_json_body
 from cds_service.settings import Settings
 from cds_service.trust.client_auth import ClientAuthenticator
@@ -44,10 +44,6 @@ def playground_enabled(settings: Settings) -> bool:
     if settings.playground_enabled is not None:
         return settings.playground_enabled
     return settings.profile != "production"
-
-
-def _json(body: Any, status_code: int = 200) -> Response:
-    return Response(content=orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
 def _today(request: Request) -> date:
@@ -78,7 +74,7 @@ def page(request: Request) -> HTMLResponse:
 @router.get("/api/patients")
 def patients(request: Request) -> Response:
     today = _today(request)
-    return _json({"patients": [p.as_json(today) for p in demo.DEMO_PATIENTS]})
+    return json_response({"patients": [p.as_json(today) for p in demo.DEMO_PATIENTS]})
 
 
 @router.get("/api/patients/{patient_id}")
@@ -87,7 +83,7 @@ def patient_bundle(patient_id: str, request: Request) -> Response:
     found = demo.DEMO_PATIENTS_BY_ID.get(patient_id)
     if found is None:
         raise NotFound(f"No demo patient {patient_id!r}")
-    return _json(found.bundle(_today(request)))
+    return json_response(found.bundle(_today(request)))
 
 
 def _patient_banner(patient: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +123,7 @@ async def build_request(request: Request) -> Response:
     except demo.DemoError as error:
         raise BadRequest(str(error)) from error
     service = SERVICE_FOR_HOOK[hook]
-    return _json(
+    return json_response(
         {
             "service": service,
             "path": f"/cds-services/{service}",

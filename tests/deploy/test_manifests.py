@@ -111,11 +111,12 @@ def test_ports_agree_across_container_service_compose_and_dockerfile() -> None:
 
 
 def test_the_container_command_is_one_the_cli_accepts() -> None:
-    for args in (container()["args"], compose_service()["command"]):
+    # Kubernetes: one worker per pod, the replicas scale; compose on one machine: gunicorn's two workers.
+    for args, workers in ((container()["args"], 1), (compose_service()["command"], 2)):
         assert args[0] == "vertebral-cds"
         parsed = build_parser().parse_args(args[1:])
         assert parsed.command == "serve"
-        assert parsed.workers == 2
+        assert parsed.workers == workers
 
 
 def test_secrets_come_from_the_secret_the_example_defines() -> None:

@@ -20,7 +20,7 @@ from cds_service import hook_flow
 from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
 from rules.thresholds import DEFAULT_THRESHOLDS
 from tests.scenarios.test_clinical_scenarios import SERVICE_PATHS, all_scenarios, hook_request
-from tests.support.app import FIXED_NOW, client_for, make_app
+from tests.support.app import FIXED_NOW, SettableClock, client_for, make_app
 from tests.support.hook_requests import fhir_authorization
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
@@ -45,8 +45,13 @@ def ids_in(answer: dict[str, Any]) -> list[str]:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> FastAPI:
-    return make_app(tmp_path)
+def clock() -> SettableClock:
+    return SettableClock()
+
+
+@pytest.fixture
+def app(tmp_path: Path, clock: SettableClock) -> FastAPI:
+    return make_app(tmp_path, clock=clock)
 
 
 @pytest.fixture
@@ -136,11 +141,11 @@ def test_a_new_thresholds_version_is_decided_afresh(app: FastAPI, client: TestCl
     assert {c["extension"]["vertebral-cds"]["thresholdsVersion"] for c in cards} == {2}
 
 
-def test_the_next_day_is_decided_afresh(app: FastAPI, client: TestClient) -> None:
+def test_the_next_day_is_decided_afresh(client: TestClient, clock: SettableClock) -> None:
     body = _copd_body()
     path = SERVICE_PATHS["order-select"]
     client.post(path, json=body)
-    app.state.flow.clock = lambda: FIXED_NOW + timedelta(days=1)
+    clock.now = FIXED_NOW + timedelta(days=1)
     before = repeats()
     client.post(path, json=again(body))
     assert repeats() == before

@@ -15,8 +15,9 @@ from sqlalchemy import func, select, text
 
 from cds_service.database import Database, migrate
 from cds_service.evaluation_writer import EvaluationWriter
+from cds_service.feedback import store_feedback
 from cds_service.hook_models import FeedbackItem
-from cds_service.records import _SQLITE_WRITER, store_feedback
+from cds_service.records import _SQLITE_WRITER
 from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
 from tests.support.app import client_for, make_app, sample
 from tests.support.evaluations import evaluation_record

@@ -1,7 +1,7 @@
-"""`vertebral-cds serve --workers N`: a listening socket per worker, so that long-lived connections spread
-over the workers; a worker that dies is replaced; SIGHUP replaces them all without a moment where none
-listens; SIGTERM stops them all; workers whose supervisor is killed stop too; a second service on the
-same port is refused instead of sharing the traffic."""
+"""`vertebral-cds serve --workers N` (gunicorn, uvicorn workers, `reuse_port`): a listening socket per
+worker, so that long-lived connections spread over the workers; a worker that dies is replaced; SIGHUP
+replaces them all while calls keep being answered; SIGTERM to the arbiter stops them all; a second
+service on the same port is refused instead of sharing the traffic."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,30 +18,30 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cds_service.workers import Supervisor, WorkerOptions, listening_socket, port_in_use, reuse_port_supported
+from cds_service.serve import port_in_use
 from testing.service_process import (
     VENV_BIN,
     ServiceProcess,
     all_workers_listen,
     free_port,
     sockets_held,
-    spawned_workers,
+    worker_processes,
 )
 
-pytestmark = pytest.mark.skipif(not reuse_port_supported(), reason="needs Linux SO_REUSEPORT")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads on Linux")
 
 CONNECTIONS = 16
 """With two workers, all of them on one worker by chance: 2 x 2^-16, about one run in 30,000."""
 
 
-def supervisor_pid(service: ServiceProcess) -> int:
-    pid = service.supervisor_pid
+def manager_pid(service: ServiceProcess) -> int:
+    pid = service.manager_pid
     assert pid is not None
     return pid
 
 
 def worker_pids(service: ServiceProcess) -> set[int]:
-    return set(spawned_workers(supervisor_pid(service)))
+    return set(worker_processes(manager_pid(service)))
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
@@ -84,7 +85,7 @@ def test_a_worker_that_dies_is_replaced(service: ServiceProcess) -> None:
     first, second = sorted(worker_pids(service))
     os.kill(first, signal.SIGKILL)
     assert wait_for(lambda: len(worker_pids(service)) == 2 and first not in worker_pids(service), 30)
-    assert wait_for(lambda: all_workers_listen(supervisor_pid(service), service.port, 2), 30)
+    assert wait_for(lambda: all_workers_listen(manager_pid(service), service.port, 2), 30)
     assert second in worker_pids(service)
     assert wait_for(
         lambda: all(httpx.get(f"{service.base_url}/healthz").status_code == 200 for _ in range(20)), 30
@@ -108,25 +109,19 @@ def test_sighup_replaces_every_worker_while_the_service_keeps_answering(service:
     caller = threading.Thread(target=keep_calling)
     caller.start()
     try:
-        os.kill(supervisor_pid(service), signal.SIGHUP)
+        os.kill(manager_pid(service), signal.SIGHUP)
         assert wait_for(lambda: len(worker_pids(service)) == 2 and not worker_pids(service) & old, 90)
-        assert wait_for(lambda: all_workers_listen(supervisor_pid(service), service.port, 2), 30)
+        assert wait_for(lambda: all_workers_listen(manager_pid(service), service.port, 2), 30)
     finally:
         stop.set()
         caller.join()
     assert failures == []
 
 
-def test_workers_stop_when_their_supervisor_is_killed(service: ServiceProcess) -> None:
+def test_sigterm_to_the_arbiter_stops_every_worker(service: ServiceProcess) -> None:
+    arbiter = manager_pid(service)
     workers = worker_pids(service)
-    os.kill(supervisor_pid(service), signal.SIGKILL)  # no chance to stop them: they notice by themselves
-    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 40)
-
-
-def test_sigterm_to_the_supervisor_stops_every_worker(service: ServiceProcess) -> None:
-    supervisor = supervisor_pid(service)
-    workers = worker_pids(service)
-    os.kill(supervisor, signal.SIGTERM)  # to the supervisor alone, as an init system may send it
+    os.kill(arbiter, signal.SIGTERM)  # to the arbiter alone, as an init system may send it
     assert service._process is not None
     assert service._process.wait(timeout=40) == 0
     assert all(not Path(f"/proc/{pid}").exists() for pid in workers)
@@ -147,22 +142,12 @@ def test_a_second_service_on_the_same_port_is_refused(service: ServiceProcess, t
     assert "in use already" in done.stderr
 
 
-def test_sockets_of_one_port_share_it_and_a_plain_bind_sees_it_taken() -> None:
+def test_a_port_is_in_use_while_anything_listens_on_it() -> None:
     port = free_port()
-    first = listening_socket("127.0.0.1", port, reuse_port=True)
-    second = listening_socket("127.0.0.1", port, reuse_port=True)
-    try:
-        assert port_in_use("127.0.0.1", port)
-        with pytest.raises(OSError, match="in use"), socket.create_server(("127.0.0.1", port)):
-            pass
-    finally:
-        first.close()
-        second.close()
     assert not port_in_use("127.0.0.1", port)
-
-
-def test_restarts_are_bounded_per_window() -> None:
-    supervisor = Supervisor(WorkerOptions("127.0.0.1", 1), 2, max_restarts=2, restart_window_seconds=60)
-    assert supervisor._may_restart()
-    assert supervisor._may_restart()
-    assert not supervisor._may_restart()  # a worker that cannot start is not restarted forever
+    with socket.socket() as shared:  # as a gunicorn worker binds it: SO_REUSEPORT
+        shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        shared.bind(("127.0.0.1", port))
+        shared.listen()
+        assert port_in_use("127.0.0.1", port)
+    assert not port_in_use("127.0.0.1", port)

@@ -1,4 +1,4 @@
-"""The demo patients and the hook requests built from a bundle and an order (`cds_service.demo`)."""
+"""The demo patients, and hook requests built from a bundle and an order (`cds_service.demo`)."""
 
 from __future__ import annotations
 
@@ -94,8 +94,7 @@ def test_rebased_dates_keep_a_story_true_a_year_later(tmp_path: Path) -> None:
     assert pain["effectiveDateTime"] == "2027-12-25T08:00:00Z"  # 2026-11-20 + 400 days, time kept
     record = demo.read_bundle(bundle)
     request = demo.hook_request(record, patient.order(later.date()), "order-select", KEYS, CODESETS)
-    app = make_app(tmp_path)
-    app.state.flow.clock = lambda: later
+    app = make_app(tmp_path, clock=lambda: later)
     with client_for(app) as client:
         response = client.post(PATHS["order-select"], json=request)
     assert rules(response.json()) == sorted(patient.shows)

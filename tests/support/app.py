@@ -29,18 +29,36 @@ def counting_ids(prefix: str = "00000000-0000-4000-8000-") -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):012d}"
 
 
-def make_app(tmp_path: Path, fixed_clock: bool = True, fixed_ids: bool = False, **settings: Any) -> FastAPI:
+class SettableClock:
+    """A clock a test can move: `clock.now = later`."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_app(
+    tmp_path: Path,
+    fixed_clock: bool = True,
+    fixed_ids: bool = False,
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
+) -> FastAPI:
+    """The app on a temporary SQLite store; at FIXED_NOW (or `clock`) unless `fixed_clock` is False, with
+    counting ids when `fixed_ids`."""
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'vcds.sqlite3'}",
         "patient_hash_key": "test-key",
     }
     values.update(settings)
-    app = create_app(Settings(**values))
-    if fixed_clock:
-        app.state.flow.clock = lambda: FIXED_NOW
+    options: dict[str, Any] = {}
+    if clock is not None or fixed_clock:
+        options["clock"] = clock or SettableClock()
     if fixed_ids:
-        app.state.flow.new_id = counting_ids()
-    return app
+        options["new_id"] = counting_ids()
+    return create_app(Settings(**values), **options)
 
 
 def client_for(app: FastAPI) -> TestClient:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+from gunicorn.workers.base import Worker
 
 import fhir_mappings
 from cds_service.app import create_app
 from cds_service.cli import main
+from cds_service.serve import gunicorn_options
 from cds_service.settings import Settings, SettingsError, load_settings
 
 
@@ -119,3 +122,16 @@ def test_every_setting_is_documented_in_the_readme_configuration_table() -> None
         variable = f"VCDS_{name.upper()}"
         assert f"`{variable}`" in table, f"{variable} is missing from the README's configuration table"
         assert field.description, f"{variable} has no description"
+
+
+def test_several_workers_run_under_gunicorn_with_a_socket_each() -> None:
+    settings = Settings(trusted_proxies=["10.0.0.0/8"], tls_certfile="cert.pem", tls_keyfile="key.pem")
+    options = gunicorn_options(settings, "::1", 8443, 3)
+    assert options["bind"] == "[::1]:8443"
+    assert options["workers"] == 3
+    assert options["reuse_port"] is True
+    assert options["forwarded_allow_ips"] == "10.0.0.0/8"
+    assert (options["certfile"], options["keyfile"]) == ("cert.pem", "key.pem")
+    module, _, name = options["worker_class"].rpartition(".")
+    assert issubclass(getattr(import_module(module), name), Worker)  # what gunicorn will load
+    assert "forwarded_allow_ips" not in gunicorn_options(Settings(), "127.0.0.1", 8080, 2)
