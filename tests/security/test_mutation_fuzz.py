@@ -71,9 +71,11 @@ def mutate(doc: Any, path: Path_, kind: str, rng: random.Random) -> Any:
     """`doc` with one mutation at `path` (the root itself is swapped, never deleted)."""
     doc = copy.deepcopy(doc)
     if not path:
-        return (
-            rng.choice(SWAPS) if kind != "inject" else {**doc, rng.choice(INJECTED_KEYS): rng.choice(SWAPS)}
-        )
+        if kind != "inject":
+            return rng.choice(SWAPS)
+        # An earlier mutation may have swapped the root for a scalar or a list: inject beside it then.
+        base = doc if isinstance(doc, dict) else {"value": doc}
+        return {**base, rng.choice(INJECTED_KEYS): rng.choice(SWAPS)}
     parent, last = _parent(doc, path), path[-1]
     value = parent[last]
     if kind == "delete":
