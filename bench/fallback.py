@@ -37,9 +37,9 @@ import urllib3
 from bench.http_load import one_call
 from bench.records import Record, hook_body
 from bench.server import cpu_ms, descendants
-from cds_service.discovery import prefetch_keys
-from cds_service.hook_models import HookRequest
-from cds_service.patient_data import fetch_query
+from cds_service.hooks.discovery import prefetch_keys
+from cds_service.hooks.models import HookRequest
+from cds_service.hooks.patient_data import fetch_query
 from fhir_mappings.codesets import default_codesets
 
 HOOK_PATH = "/cds-services/vertebral-augmentation-select"

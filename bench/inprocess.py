@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from cds_service import hook_flow
 from cds_service.app import create_app
-from cds_service.discovery import SELECT_SERVICE_ID, SERVICES_BY_ID
-from cds_service.hook_flow import HookFlow
-from cds_service.json_limits import JsonLimits, check_json_limits
+from cds_service.hooks import flow as hook_flow
+from cds_service.hooks.discovery import SELECT_SERVICE_ID, SERVICES_BY_ID
+from cds_service.hooks.flow import HookFlow
+from cds_service.hooks.json_limits import JsonLimits, check_json_limits
 from cds_service.settings import Settings
 
 _STORE = "store_evaluation"

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from cds_service.discovery import PrefetchKey, imaging_procedure_codes, prefetch_keys
+from cds_service.hooks.discovery import PrefetchKey, imaging_procedure_codes, prefetch_keys
 from fhir_mappings.codesets import default_codesets
 
 JsonObject = dict[str, Any]

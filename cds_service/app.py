@@ -23,29 +23,29 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cds_service.admin import AdminContext
-from cds_service.answer_cache import AnswerCache
-from cds_service.api_docs import install_api_docs
-from cds_service.database import Database, migrate
-from cds_service.discovery import SERVICES_BY_ID, prefetch_keys
-from cds_service.errors import ServiceError, UnexpectedErrorMiddleware
-from cds_service.evaluation_writer import EvaluationWriter
-from cds_service.fhir_client import FetchLimits, FhirFetcher
-from cds_service.hook_flow import Clock, HookFlow, IdFactory
-from cds_service.logging_setup import configure_logging
-from cds_service.mapping_cache import MappingCache
-from cds_service.records import load_or_create_hash_key, purge_older_than
-from cds_service.request_timing import RequestTimingMiddleware
-from cds_service.responses import FHIR_JSON, json_response, outcome_response
+from cds_service.admin.context import AdminContext
+from cds_service.admin.thresholds_source import StaticThresholds
+from cds_service.admin.thresholds_store import ThresholdsStore
+from cds_service.hooks.answer_cache import AnswerCache
+from cds_service.hooks.discovery import SERVICES_BY_ID, prefetch_keys
+from cds_service.hooks.fhir_client import FetchLimits, FhirFetcher
+from cds_service.hooks.flow import Clock, HookFlow, IdFactory
+from cds_service.hooks.mapping_cache import MappingCache
 from cds_service.routes import cds_hooks, health, landing
 from cds_service.routes.admin_pages import install_admin
 from cds_service.routes.playground import install_playground
-from cds_service.security_headers import SecurityHeadersMiddleware
 from cds_service.settings import Settings, load_settings
-from cds_service.thresholds_source import StaticThresholds
-from cds_service.thresholds_store import ThresholdsStore
+from cds_service.storage.database import Database, migrate
+from cds_service.storage.records import load_or_create_hash_key, purge_older_than
+from cds_service.storage.writer import EvaluationWriter
 from cds_service.trust.client_auth import build_client_authenticator
-from cds_service.url_policy import UrlPolicy
+from cds_service.web.api_docs import install_api_docs
+from cds_service.web.errors import ServiceError, UnexpectedErrorMiddleware
+from cds_service.web.logging_setup import configure_logging
+from cds_service.web.request_timing import RequestTimingMiddleware
+from cds_service.web.responses import FHIR_JSON, json_response, outcome_response
+from cds_service.web.security_headers import SecurityHeadersMiddleware
+from cds_service.web.url_policy import UrlPolicy
 from fhir_mappings.codesets import default_codesets, load_codesets
 from fhir_mappings.parsing import warm_up
 

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cds_service.trust.issuers import TrustedIssuer
-from cds_service.url_policy import UrlRefused, base_url
+from cds_service.web.url_policy import UrlRefused, base_url
 
 Profile = Literal["dev", "sandbox", "production"]
 

@@ -86,7 +86,7 @@ def _unique(resources: list[JsonObject]) -> list[JsonObject]:
 @dataclass(frozen=True)
 class MappedRecord:
     """What a PatientRecord maps to on its own: no draft order, no clock. Equal records map alike, so a
-    caller may keep one for the next call with the same data (`cds_service.mapping_cache`)."""
+    caller may keep one for the next call with the same data (`cds_service.hooks.mapping_cache`)."""
 
     inpatient: bool | None
     conditions: tuple[ConditionFact, ...]

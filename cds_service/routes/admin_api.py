@@ -17,21 +17,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from cds_service.admin import Admin, AdminContext, AdminError, Editor, Viewer
-from cds_service.admin_auth import Principal
-from cds_service.analytics import Period, as_csv
-from cds_service.audit import entries
-from cds_service.responses import json_response
-from cds_service.routes.cds_hooks import read_json_body
-from cds_service.threshold_fields import diff, errors_json, field_errors, missing_fields, schema_json
-from cds_service.thresholds_store import (
+from cds_service.admin.analytics import Period, as_csv
+from cds_service.admin.audit import entries
+from cds_service.admin.auth import Principal
+from cds_service.admin.context import Admin, AdminContext, AdminError, Editor, Viewer
+from cds_service.admin.threshold_fields import diff, errors_json, field_errors, missing_fields, schema_json
+from cds_service.admin.thresholds_store import (
     NothingToSave,
     ThresholdsVersion,
     UnknownVersion,
     VersionConflict,
     etag_for,
 )
-from cds_service.what_if import MAX_UPLOADS, CaseError, case_from_document, preview
+from cds_service.admin.what_if import MAX_UPLOADS, CaseError, case_from_document, preview
+from cds_service.routes.cds_hooks import read_json_body
+from cds_service.web.responses import json_response
 from rules.thresholds import Thresholds
 
 router = APIRouter(prefix="/admin/api", tags=["admin"])

@@ -25,12 +25,10 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from cds_service.admin import AdminContext, AdminError, admin_context, client_address
-from cds_service.admin_auth import SESSION_COOKIE, Principal, clean_name
-from cds_service.audit import entries
-from cds_service.routes import admin_api
-from cds_service.routes.admin_api import MAX_REASON_LENGTH, MAX_VERSION, analytics_period
-from cds_service.threshold_fields import (
+from cds_service.admin.audit import entries
+from cds_service.admin.auth import SESSION_COOKIE, Principal, clean_name
+from cds_service.admin.context import AdminContext, AdminError, admin_context, client_address
+from cds_service.admin.threshold_fields import (
     FORM_ERROR,
     INDICATORS,
     diff,
@@ -41,8 +39,15 @@ from cds_service.threshold_fields import (
     path_label,
     values_from_form,
 )
-from cds_service.thresholds_store import NothingToSave, ThresholdsVersion, UnknownVersion, VersionConflict
-from cds_service.what_if import Preview, preview, uploaded_cases
+from cds_service.admin.thresholds_store import (
+    NothingToSave,
+    ThresholdsVersion,
+    UnknownVersion,
+    VersionConflict,
+)
+from cds_service.admin.what_if import Preview, preview, uploaded_cases
+from cds_service.routes import admin_api
+from cds_service.routes.admin_api import MAX_REASON_LENGTH, MAX_VERSION, analytics_period
 from rules.thresholds import RULE_IDS, Thresholds
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

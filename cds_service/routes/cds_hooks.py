@@ -17,9 +17,17 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from cds_service.call_deadline import CallDeadline
-from cds_service.discovery import SERVICES_BY_ID, ServiceDefinition, discovery_document
-from cds_service.errors import (
+from cds_service.hooks.call_deadline import CallDeadline
+from cds_service.hooks.discovery import SERVICES_BY_ID, ServiceDefinition, discovery_document
+from cds_service.hooks.feedback import store_feedback
+from cds_service.hooks.flow import HookFlow, validation_message
+from cds_service.hooks.json_limits import JsonLimits, check_json_limits
+from cds_service.hooks.models import FeedbackRequest
+from cds_service.hooks.openapi_bodies import FEEDBACK_REQUEST_SCHEMA, HOOK_REQUEST_SCHEMA, request_body
+from cds_service.settings import Settings
+from cds_service.trust.client_auth import authenticate
+from cds_service.trust.jwt_verifier import VerifiedClient
+from cds_service.web.errors import (
     BadRequest,
     DeadlineExceeded,
     NotFound,
@@ -27,15 +35,7 @@ from cds_service.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from cds_service.feedback import store_feedback
-from cds_service.hook_flow import HookFlow, validation_message
-from cds_service.hook_models import FeedbackRequest
-from cds_service.json_limits import JsonLimits, check_json_limits
-from cds_service.openapi_bodies import FEEDBACK_REQUEST_SCHEMA, HOOK_REQUEST_SCHEMA, request_body
-from cds_service.responses import json_response
-from cds_service.settings import Settings
-from cds_service.trust.client_auth import authenticate
-from cds_service.trust.jwt_verifier import VerifiedClient
+from cds_service.web.responses import json_response
 
 router = APIRouter(tags=["cds-hooks"])
 log = logging.getLogger("vertebral_cds.hooks")

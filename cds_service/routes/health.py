@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import text
 
-from cds_service.metrics import exposition
-from cds_service.responses import outcome_response
+from cds_service.web.metrics import exposition
+from cds_service.web.responses import outcome_response
 
 router = APIRouter(tags=["operations"])
 

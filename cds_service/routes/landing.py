@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.routing import BaseRoute, Match
 
-from cds_service.api_docs import FAVICON
-from cds_service.discovery import SERVICES_BY_ID
+from cds_service.hooks.discovery import SERVICES_BY_ID
 from cds_service.settings import Settings
+from cds_service.web.api_docs import FAVICON
 
 router = APIRouter(include_in_schema=False)
 _templates = Environment(

@@ -20,14 +20,14 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from cds_service import demo
-from cds_service.discovery import SELECT_SERVICE_ID, SIGN_SERVICE_ID
-from cds_service.errors import BadRequest, NotFound
-from cds_service.hook_flow import HookFlow
-from cds_service.responses import json_response
+from cds_service.hooks.discovery import SELECT_SERVICE_ID, SIGN_SERVICE_ID
+from cds_service.hooks.flow import HookFlow
+from cds_service.playground import demo
 from cds_service.routes.cds_hooks import read_json_body
 from cds_service.settings import Settings
 from cds_service.trust.client_auth import ClientAuthenticator
+from cds_service.web.errors import BadRequest, NotFound
+from cds_service.web.responses import json_response
 
 router = APIRouter(prefix="/playground", include_in_schema=False)
 STATIC = Path(__file__).resolve().parents[1] / "static"

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from cds_service.errors import Unauthorized
 from cds_service.settings import Settings, SettingsError
 from cds_service.trust.jwks import KeySetError, RemoteKeySets
 from cds_service.trust.jwt_verifier import JwtVerifier, Untrusted, VerifiedClient
 from cds_service.trust.profiles import ProfileError, jwt_required, startup_warnings, trusted_issuers
 from cds_service.trust.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
+from cds_service.web.errors import Unauthorized
 
 log = logging.getLogger("vertebral_cds.trust")
 

@@ -20,8 +20,8 @@ import orjson
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from cds_service.outgoing import OutgoingClient, OutgoingFailed
-from cds_service.url_policy import UrlPolicy, UrlRefused
+from cds_service.web.outgoing import OutgoingClient, OutgoingFailed
+from cds_service.web.url_policy import UrlPolicy, UrlRefused
 
 JsonObject = dict[str, Any]
 

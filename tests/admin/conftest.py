@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from cds_service import app as app_module
-from cds_service.logging_setup import JsonFormatter
+from cds_service.web.logging_setup import JsonFormatter
 from tests.support.app import client_for, make_app
 
 EDITOR_TOKEN = "editor-token-for-tests-7f3a9c"

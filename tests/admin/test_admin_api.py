@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from cds_service.threshold_fields import field_specs
+from cds_service.admin.threshold_fields import field_specs
 from rules.thresholds import DEFAULT_THRESHOLDS, ORDERED_PAIRS, RULE_IDS
 from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER, VIEWER_TOKEN, make_admin_app
 from tests.support.app import client_for, make_app, sample

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cds_service.admin_auth import SESSION_COOKIE
-from cds_service.threshold_fields import field_specs, flatten
+from cds_service.admin.auth import SESSION_COOKIE
+from cds_service.admin.threshold_fields import field_specs, flatten
 from rules.thresholds import DEFAULT_THRESHOLDS, RULE_IDS
 from tests.admin.conftest import EDITOR, EDITOR_TOKEN, VIEWER_TOKEN, make_admin_app
 from tests.support.app import client_for, make_app, sample

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cds_service.audit import Actor, entries
-from cds_service.database import Database, migrate
-from cds_service.thresholds_store import ThresholdsStore, VersionConflict
+from cds_service.admin.audit import Actor, entries
+from cds_service.admin.thresholds_store import ThresholdsStore, VersionConflict
+from cds_service.storage.database import Database, migrate
 from rules.thresholds import DEFAULT_THRESHOLDS
 from testing.service_process import ServiceProcess
 from tests.support.app import sample

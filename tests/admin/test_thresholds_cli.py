@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cds_service.cli import main
-from cds_service.database import Database
+from cds_service.admin.thresholds_store import ThresholdsStore
+from cds_service.cli.command import main
 from cds_service.settings import SettingsError, load_settings
-from cds_service.thresholds_store import ThresholdsStore
+from cds_service.storage.database import Database
 from rules.thresholds import DEFAULT_THRESHOLDS
 
 

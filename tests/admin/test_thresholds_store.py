@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from cds_service.audit import Actor, entries
-from cds_service.database import Database, migrate
-from cds_service.thresholds_source import StaticThresholds
-from cds_service.thresholds_store import NothingToSave, ThresholdsStore, UnknownVersion, VersionConflict
+from cds_service.admin.audit import Actor, entries
+from cds_service.admin.thresholds_source import StaticThresholds
+from cds_service.admin.thresholds_store import NothingToSave, ThresholdsStore, UnknownVersion, VersionConflict
+from cds_service.storage.database import Database, migrate
 from rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from tests.support.app import client_for, make_app
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.discovery import prefetch_keys
-from cds_service.what_if import (
+from cds_service.admin.what_if import (
     PACKAGE_CASES,
     CardView,
     CaseError,
@@ -17,6 +16,7 @@ from cds_service.what_if import (
     saved_cases,
     uploaded_cases,
 )
+from cds_service.hooks.discovery import prefetch_keys
 from fhir_mappings.codesets import default_codesets
 from tests.scenarios.test_clinical_scenarios import Scenario, hook_request
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cds_service import demo
-from cds_service.cli import main
+from cds_service.cli.command import main
+from cds_service.playground import demo
 from testing.service_process import free_port
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cds_service import demo
-from cds_service.cli import main
+from cds_service.cli.command import main
+from cds_service.playground import demo
 
 AS_OF = "2026-11-21"
 VERTEBRAL_CDS = Path(sys.executable).parent / "vertebral-cds"

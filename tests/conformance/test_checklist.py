@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from sqlalchemy import func, select
 
-from cds_service.tables import EvaluationRow, FeedbackRow
+from cds_service.storage.tables import EvaluationRow, FeedbackRow
 from testing.fhir_server import free_port
 from tests.conformance.spec_checks import is_uuid, response_problems
 from tests.support.app import client_for, make_app, sample

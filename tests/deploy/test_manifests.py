@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from cds_service.cli import build_parser
+from cds_service.cli.command import build_parser
 from cds_service.settings import Settings
 from tests.support.app import client_for, make_app
 

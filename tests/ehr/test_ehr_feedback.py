@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cds_service.analytics import Period, rule_statistics
-from cds_service.tables import FeedbackRow
+from cds_service.admin.analytics import Period, rule_statistics
+from cds_service.storage.tables import FeedbackRow
 from tests.support.app import client_for, make_app
 
 HERE = Path(__file__).resolve().parent

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cds_service.tables import EvaluationRow
+from cds_service.storage.tables import EvaluationRow
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from testing.fhir_server import FhirServer

@@ -28,9 +28,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cds_service.discovery import SELECT_SERVICE_ID, prefetch_keys
-from cds_service.fhir_client import FetchLimits, FetchResult, FhirFetcher
-from cds_service.tables import EvaluationRow
+from cds_service.hooks.discovery import SELECT_SERVICE_ID, prefetch_keys
+from cds_service.hooks.fhir_client import FetchLimits, FetchResult, FhirFetcher
+from cds_service.storage.tables import EvaluationRow
 from fhir_mappings.codesets import default_codesets
 from testing.fhir_server import FhirServer, free_port, load_synthea, next_link
 from tests.support.app import client_for, make_app

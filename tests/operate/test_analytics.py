@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+from cds_service.storage.tables import CardRow, EvaluationRow, FeedbackRow
 from tests.admin.conftest import EDITOR, VIEWER, make_admin_app
 from tests.admin.test_admin_pages import logged_in
 from tests.support.app import client_for, sample

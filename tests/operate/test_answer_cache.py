@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from cds_service import hook_flow
-from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+from cds_service.hooks import flow as hook_flow
+from cds_service.storage.tables import CardRow, EvaluationRow, FeedbackRow
 from rules.thresholds import DEFAULT_THRESHOLDS
 from tests.scenarios.test_clinical_scenarios import SERVICE_PATHS, all_scenarios, hook_request
 from tests.support.app import FIXED_NOW, SettableClock, client_for, make_app

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, event, func, select
 
-from cds_service.database import Database, migrate
-from cds_service.records import store_batch
-from cds_service.tables import CardRow, EvaluationRow
+from cds_service.storage.database import Database, migrate
+from cds_service.storage.records import store_batch
+from cds_service.storage.tables import CardRow, EvaluationRow
 from tests.support.evaluations import evaluation_record
 
 

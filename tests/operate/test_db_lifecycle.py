@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cds_service.cli import main
-from cds_service.database import Database
-from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+from cds_service.cli.command import main
+from cds_service.storage.database import Database
+from cds_service.storage.tables import CardRow, EvaluationRow, FeedbackRow
 from tests.support.app import make_app
 
 

@@ -13,12 +13,12 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
-from cds_service.database import Database, migrate
-from cds_service.evaluation_writer import EvaluationWriter
-from cds_service.feedback import store_feedback
-from cds_service.hook_models import FeedbackItem
-from cds_service.records import _SQLITE_WRITER
-from cds_service.tables import CardRow, EvaluationRow, FeedbackRow
+from cds_service.hooks.feedback import store_feedback
+from cds_service.hooks.models import FeedbackItem
+from cds_service.storage.database import Database, migrate
+from cds_service.storage.records import _SQLITE_WRITER
+from cds_service.storage.tables import CardRow, EvaluationRow, FeedbackRow
+from cds_service.storage.writer import EvaluationWriter
 from tests.support.app import client_for, make_app, sample
 from tests.support.evaluations import evaluation_record
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import create_engine
 
-from cds_service import metrics as service_metrics
+from cds_service.web import metrics as service_metrics
 from tests.support.app import client_for, make_app, sample
 
 SELECT = "/cds-services/vertebral-augmentation-select"

@@ -11,8 +11,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
-from cds_service.database import make_engine, migrate
-from cds_service.tables import Base
+from cds_service.storage.database import make_engine, migrate
+from cds_service.storage.tables import Base
 
 
 def _drift(engine: Engine) -> list[object]:

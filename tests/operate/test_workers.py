@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cds_service.serve import port_in_use
+from cds_service.cli.serve import port_in_use
 from testing.service_process import (
     VENV_BIN,
     ServiceProcess,

@@ -1,4 +1,4 @@
-"""The demo patients, and hook requests built from a bundle and an order (`cds_service.demo`)."""
+"""The demo patients, and hook requests built from a bundle and an order (`cds_service.playground.demo`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cds_service import demo
-from cds_service.discovery import prefetch_keys
+from cds_service.hooks.discovery import prefetch_keys
+from cds_service.playground import demo
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from tests.support.app import FIXED_NOW, client_for, make_app

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service import demo
+from cds_service.playground import demo
 from cds_service.routes.playground import playground_enabled
 from cds_service.settings import Settings, SettingsError, load_settings
 from tests.support.app import client_for, make_app

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service import demo
-from cds_service.discovery import prefetch_keys
+from cds_service.hooks.discovery import prefetch_keys
+from cds_service.playground import demo
 from cds_service.trust.profiles import SANDBOX_ISSUER, SANDBOX_JKU, SANDBOX_JWKS_FILE, trusted_issuers
 from fhir_mappings.codesets import default_codesets
 from tests.support.app import FIXED_NOW, client_for, make_app

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from cds_service.tables import EvaluationRow
+from cds_service.storage.tables import EvaluationRow
 from tests.scenarios.test_clinical_scenarios import SERVICE_PATHS, hook_request, scenario
 from tests.support.app import client_for, make_app
 

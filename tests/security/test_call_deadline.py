@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from cds_service import hook_flow
-from cds_service.tables import EvaluationRow
+from cds_service.hooks import flow as hook_flow
+from cds_service.storage.tables import EvaluationRow
 from tests.support.app import client_for, make_app, sample
 
 SELECT = "/cds-services/vertebral-augmentation-select"

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.discovery import prefetch_keys
+from cds_service.hooks.discovery import prefetch_keys
 from fhir_mappings.codesets import default_codesets
 from testing.fhir_server import FhirServer
 from tests.support.app import client_for, make_app

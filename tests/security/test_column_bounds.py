@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from sqlalchemy import String
 
-from cds_service.hook_models import AcceptedSuggestion, FeedbackCoding, FeedbackItem
-from cds_service.tables import FeedbackRow
+from cds_service.hooks.models import AcceptedSuggestion, FeedbackCoding, FeedbackItem
+from cds_service.storage.tables import FeedbackRow
 from tests.support.app import client_for, make_app, sample
 
 FEEDBACK = "/cds-services/vertebral-augmentation-select/feedback"

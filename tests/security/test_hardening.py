@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.errors import ServiceError
-from cds_service.json_limits import JsonLimits, check_json_limits
-from cds_service.rate_limit import RateLimiter
-from cds_service.security_headers import HSTS, PAGE_CSP
+from cds_service.admin.rate_limit import RateLimiter
+from cds_service.hooks.json_limits import JsonLimits, check_json_limits
+from cds_service.web.errors import ServiceError
+from cds_service.web.security_headers import HSTS, PAGE_CSP
 from tests.support.app import client_for, make_app, sample
 
 SELECT = "/cds-services/vertebral-augmentation-select"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from cds_service.analytics import RuleStatistics, as_csv
+from cds_service.admin.analytics import RuleStatistics, as_csv
 from cds_service.settings import SettingsError, load_settings
 from cds_service.trust.jwks import RemoteKeySets
 from tests.security.test_trust_setup import PRODUCTION

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 
-from cds_service.logging_setup import JsonFormatter
+from cds_service.web.logging_setup import JsonFormatter
 from testing.fhir_server import FhirServer
 from tests.conftest import INTEGRATION_TOKEN
 from tests.support.app import client_for, make_app

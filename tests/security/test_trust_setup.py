@@ -12,7 +12,7 @@ from typing import Any
 import jwt
 import pytest
 
-from cds_service.cli import main
+from cds_service.cli.command import main
 from cds_service.settings import Settings, SettingsError, load_settings
 from cds_service.trust.issuers import TrustedIssuer
 from cds_service.trust.jwks import KeySetError, RemoteKeySets, load_jwks_file, public_keys, verification_key

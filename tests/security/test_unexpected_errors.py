@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from cds_service.logging_setup import configure_logging
+from cds_service.web.logging_setup import configure_logging
 from testing.fhir_server import free_port
 from tests.support.app import make_app, sample
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.url_policy import Target, UrlPolicy, UrlRefused, token_applies
+from cds_service.web.url_policy import Target, UrlPolicy, UrlRefused, token_applies
 
 ALLOWED = UrlPolicy.from_list(["https://fhir.example.org/r4", "http://127.0.0.1:9090/fhir"])
 OPEN = UrlPolicy()  # dev and sandbox: an empty allow-list

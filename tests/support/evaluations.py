@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cds_service.records import EvaluationRecord, IssuedCard
+from cds_service.storage.records import EvaluationRecord, IssuedCard
 
 
 def evaluation_record(n: int, cards: int = 1) -> EvaluationRecord:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from cds_service.discovery import prefetch_keys
-from cds_service.fhir_client import FetchResult
-from cds_service.hook_models import FeedbackItem, HookRequest
-from cds_service.patient_data import gather, needs_fetch
+from cds_service.hooks.discovery import prefetch_keys
+from cds_service.hooks.fhir_client import FetchResult
+from cds_service.hooks.models import FeedbackItem, HookRequest
+from cds_service.hooks.patient_data import gather, needs_fetch
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from fhir_mappings.medications import index_medications, map_medications

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from cds_service.discovery import prefetch_keys
-from cds_service.errors import ServiceError
-from cds_service.hook_models import HookRequest
-from cds_service.json_limits import JsonLimits, check_json_limits
-from cds_service.patient_data import FETCH_PAGE_SIZE, fetch_query, needs_fetch
+from cds_service.hooks.discovery import prefetch_keys
+from cds_service.hooks.json_limits import JsonLimits, check_json_limits
+from cds_service.hooks.models import HookRequest
+from cds_service.hooks.patient_data import FETCH_PAGE_SIZE, fetch_query, needs_fetch
+from cds_service.web.errors import ServiceError
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.observations import map_observations
 from rules.facts import ParseIssue

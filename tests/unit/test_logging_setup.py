@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from cds_service.logging_setup import JsonFormatter
+from cds_service.web.logging_setup import JsonFormatter
 
 
 def _line(**extra: object) -> dict[str, object]:

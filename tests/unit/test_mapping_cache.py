@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from cds_service.errors import PreconditionFailed
-from cds_service.hook_models import HookRequest
-from cds_service.mapping_cache import MappingCache, prefetch_digest, record_digest
-from cds_service.patient_data import DataStats
+from cds_service.hooks.mapping_cache import MappingCache, prefetch_digest, record_digest
+from cds_service.hooks.models import HookRequest
+from cds_service.hooks.patient_data import DataStats
+from cds_service.web.errors import PreconditionFailed
 from fhir_mappings.codesets import default_codesets
 from fhir_mappings.draft_orders import read_draft_order
 from fhir_mappings.record import PatientRecord, build_facts, facts_from, map_record

@@ -13,8 +13,8 @@ from gunicorn.workers.base import Worker
 
 import fhir_mappings
 from cds_service.app import create_app
-from cds_service.cli import main
-from cds_service.serve import gunicorn_options
+from cds_service.cli.command import main
+from cds_service.cli.serve import gunicorn_options
 from cds_service.settings import Settings, SettingsError, load_settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.smart_scopes import allows, fetch_allowed
+from cds_service.hooks.smart_scopes import allows, fetch_allowed
 
 
 @pytest.mark.parametrize(

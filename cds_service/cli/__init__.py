@@ -1,0 +1,1 @@
+"""The `vertebral-cds` command: serve, evaluate, thresholds, db and demo subcommands."""

@@ -1,0 +1,1 @@
+"""The demo patients and orders the playground page and `vertebral-cds demo` use."""

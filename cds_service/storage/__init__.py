@@ -1,0 +1,1 @@
+"""The database: engine and migrations, tables, the evaluation and feedback rows, the writer thread."""
