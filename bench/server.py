@@ -7,16 +7,12 @@ children with several), for their peak RSS.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
-
-import httpx
 
 from testing.service_process import (
     children,
@@ -24,6 +20,7 @@ from testing.service_process import (
     group_listens,
     start_group,
     stop_group,
+    wait_until_ready,
     worker_processes,
 )
 
@@ -97,14 +94,10 @@ class ServerProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
         with self._log_path.open("ab") as log:
             self._process = start_group(self._command, env, log, MAX_LIFETIME_SECONDS, cwd=REPO_ROOT)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"server exited ({self._process.returncode}): {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200 and self._all_listen():
-                    return self
-            time.sleep(0.2)
+        if wait_until_ready(self._process, self.base_url, ready_timeout, self._all_listen):
+            return self
+        if self._process.poll() is not None:
+            raise RuntimeError(f"server exited ({self._process.returncode}): {self.log_tail()}")
         self.stop()
         raise RuntimeError(f"server not ready within {ready_timeout:.0f} s: {self.log_tail()}")
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
@@ -119,6 +120,20 @@ def group_listens(group: int, port: int, workers: int) -> bool:
     return any(all_workers_listen(server, port, workers) for server in servers)
 
 
+def wait_until_ready(
+    process: subprocess.Popen[bytes], base_url: str, ready_timeout: float, listening: Callable[[], bool]
+) -> bool:
+    """Poll `/healthz` until it answers 200 and `listening()` holds (True), or until the process exits or
+    the time runs out (False). The service harness and the benchmark's servers share this wait."""
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200 and listening():
+                return True
+        time.sleep(0.2)
+    return False
+
+
 class ServiceProcess:
     def __init__(self, env: dict[str, str], workers: int = 1, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -146,14 +161,10 @@ class ServiceProcess:
         self._output = self._log_path.open("ab") if self._log_path else None
         output = self._output or subprocess.DEVNULL
         self._process = start_group(command, env, output)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"service exited with {self._process.returncode}; see {self._log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200 and self._all_listen():
-                    return self
-            time.sleep(0.2)
+        if wait_until_ready(self._process, self.base_url, ready_timeout, self._all_listen):
+            return self
+        if self._process.poll() is not None:
+            raise RuntimeError(f"service exited with {self._process.returncode}; see {self._log_path}")
         self.stop()
         raise RuntimeError(f"service did not become ready in {ready_timeout} s; see {self._log_path}")
 
